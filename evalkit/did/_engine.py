@@ -1,0 +1,242 @@
+"""Shared engine of the regression-based DiD designs: validated panel -> absorbed OLS -> inference."""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_option, check_scalar
+from ..data.schema import ValidatedPanel, check_clusters
+from ..errors import EstimationError, InferenceWarning, SpecificationError
+from ..inference.absorb import AbsorbInfo, FixedEffects, absorb
+from ..inference.vcov import (
+    VCOV_TYPES,
+    LinearFit,
+    SmallSampleCorrection,
+    VcovResult,
+    compute_vcov,
+    wild_cluster_bootstrap,
+)
+from ..results import Conventions, SampleInfo, tidy_table
+
+logger = logging.getLogger(__name__)
+
+#: CR2 keeps fixed effects that are not nested in the clusters in the hat matrix as dummies;
+#: beyond this many dummy columns that is infeasible.
+MAX_CR2_DUMMIES = 5_000
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Everything needed to recompute inference on a fitted model (``with_vcov``)."""
+
+    fit: LinearFit
+    fe: FixedEffects
+    absorb_info: AbsorbInfo
+    regressors: np.ndarray  # raw (n, k) regressors before absorption
+    outcome: np.ndarray  # raw (n,) outcome
+    clusters: np.ndarray | None  # (n, c) codes
+    cluster_names: tuple[str, ...]
+    treated: np.ndarray | None  # (n,) 0/1 for counting treated clusters
+    effect_terms: tuple[int, ...]  # coefficients reported as effects (wild bootstrap targets)
+
+
+def fe_codes_for(vp: ValidatedPanel, data: pd.DataFrame, fixed_effects, unit_name: str | None, time_name: str) -> FixedEffects:
+    """Integer codes of the requested fixed effects ("unit", "time", or column names)."""
+    codes, names = [], []
+    for f in fixed_effects:
+        if f == "unit" or (unit_name is not None and f == unit_name):
+            if vp.unit is None:
+                raise SpecificationError("fixed_effects contains 'unit' but no unit column was given.")
+            codes.append(vp.unit)
+            names.append(unit_name or "unit")
+        elif f == "time" or f == time_name:
+            codes.append(vp.time)
+            names.append(time_name)
+        else:
+            if f not in data.columns:
+                raise SpecificationError(f"fixed_effects: column {f!r} not found in data.")
+            col = data[f].iloc[vp.row_index] if len(vp.row_index) != len(data) else data[f]
+            if col.isna().any():
+                raise SpecificationError(f"fixed_effects: column {f!r} has missing values.")
+            codes.append(pd.factorize(col, sort=True)[0].astype(np.int64))
+            names.append(f)
+    return FixedEffects(tuple(codes), tuple(names))
+
+
+def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: FixedEffects, w: np.ndarray | None) -> tuple[LinearFit, AbsorbInfo]:
+    """OLS/WLS of y on X with the fixed effects absorbed; clear errors for collinearity."""
+    Z = np.column_stack([y, X])
+    Zr, info = absorb(Z, fe, w)
+    yr, Xr = Zr[:, 0], Zr[:, 1:]
+    n, k = Xr.shape
+    if n <= k + info.n_params:
+        raise EstimationError(
+            f"Not enough observations ({n}) for {k} regressors and {info.n_params} fixed-effect parameters."
+        )
+    # a regressor the fixed effects explain entirely (e.g. treatment constant within units and periods)
+    w_ = np.ones(n) if w is None else w
+    for j, nm in enumerate(names):
+        raw = X[:, j] - np.average(X[:, j], weights=w_)
+        ss_raw = float(np.sum(w_ * raw**2))
+        ss_res = float(np.sum(w_ * Xr[:, j] ** 2))
+        if ss_raw == 0:
+            raise EstimationError(f"Regressor {nm!r} has no variation (it is constant). Remove it.")
+        if ss_res <= 1e-10 * ss_raw:
+            raise EstimationError(
+                f"Regressor {nm!r} is collinear with the fixed effects {list(fe.names)}: nothing is left to "
+                f"estimate it from (e.g. every treated unit is treated in all its periods, all units are "
+                f"treated, or a covariate is constant within units). Check the treatment timing or drop it."
+            )
+    XtWX = Xr.T @ (Xr * w_[:, None])
+    vals = np.linalg.eigvalsh(XtWX)
+    if vals.min() <= 1e-10 * vals.max():
+        raise EstimationError(
+            f"The regressors {list(names)} are collinear after absorbing the fixed effects (smallest/largest "
+            f"eigenvalue {vals.min() / vals.max():.2e}). Drop redundant covariates."
+        )
+    bread = np.linalg.inv(XtWX)
+    beta = bread @ (Xr.T @ (w_ * yr))
+    resid = yr - Xr @ beta
+    fit = LinearFit(
+        X=Xr, resid=resid, beta=beta, bread=bread, weights=w, names=tuple(names),
+        n_fe_params=info.n_params, fe_sizes=fe.sizes if len(fe) else (), fe_codes=fe.codes, y=yr,
+    )
+    return fit, info
+
+
+def _hat_design_for_cr2(ctx: FitContext) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors residualised on the FEs nested in the cluster; other FEs as dummy columns."""
+    from ..inference.vcov import _nested
+
+    cl = ctx.clusters[:, 0]
+    nested, other = [], []
+    for codes, name in zip(ctx.fe.codes, ctx.fe.names):
+        (nested if _nested(codes, cl) else other).append((codes, name))
+    dummies = []
+    for i, (codes, name) in enumerate(other):
+        size = int(codes.max()) + 1
+        if size - 1 > MAX_CR2_DUMMIES:
+            raise SpecificationError(
+                f"vcov='CR2' keeps fixed effects not nested in the clusters in the hat matrix; {name!r} has {size} "
+                f"levels, too many. Cluster at a level that nests {name!r}, or use vcov='CR1'."
+            )
+        start = 1 if (nested or i > 0) else 0  # keep one level only when nothing else absorbs the intercept
+        D = np.zeros((len(codes), size - start))
+        rows = np.flatnonzero(codes >= start)
+        D[rows, codes[rows] - start] = 1.0
+        dummies.append(D)
+    Xraw = np.column_stack([ctx.regressors] + dummies) if dummies else ctx.regressors
+    fe_n = FixedEffects(tuple(c for c, _ in nested), tuple(nm for _, nm in nested))
+    Xh, _ = absorb(Xraw, fe_n, ctx.fit.weights)
+    # drop dummy columns made redundant (zero after absorption) or collinear
+    keep = [True] * ctx.regressors.shape[1]
+    Q = Xh[:, : ctx.regressors.shape[1]]
+    for j in range(ctx.regressors.shape[1], Xh.shape[1]):
+        col = Xh[:, j]
+        if np.dot(col, col) < 1e-12 * len(col):
+            keep.append(False)
+            continue
+        cand = np.column_stack([Q, col])
+        if np.linalg.matrix_rank(cand.T @ cand, hermitian=True) > Q.shape[1]:
+            Q = cand
+            keep.append(True)
+        else:
+            keep.append(False)
+    Xh = Xh[:, np.array(keep)]
+    return Xh, np.arange(ctx.regressors.shape[1])
+
+
+def infer(ctx: FitContext, vcov: str, *, small_sample: SmallSampleCorrection | None, level: float,
+          seed, n_boot: int, boot_weights: str) -> tuple[pd.DataFrame, VcovResult, dict]:
+    """Tidy table and covariance for the requested inference."""
+    check_option(vcov, "vcov", VCOV_TYPES)
+    check_scalar(level, "level", float, min_val=0.5, max_val=1.0, include_max=False)
+    fit = ctx.fit
+    if vcov in ("iid", "HC1"):
+        if vcov == "HC1" and any(n == "unit" or s > fit.nobs / 50 for n, s in zip(ctx.fe.names, fit.fe_sizes)):
+            warnings.warn(
+                "vcov='HC1' with unit fixed effects in a short panel is inconsistent (Stock & Watson 2008) "
+                "and ignores serial correlation within units: cluster on the unit (vcov='CR1', the default).",
+                InferenceWarning, stacklevel=4,
+            )
+        vr = compute_vcov(fit, vcov)
+    else:
+        if ctx.clusters is None:
+            raise SpecificationError(f"vcov={vcov!r} needs a cluster column.")
+        for j, nm in enumerate(ctx.cluster_names):
+            check_clusters(ctx.clusters[:, j], nm, ctx.treated, stacklevel=5)
+        if vcov == "CR2":
+            hd = _hat_design_for_cr2(ctx)
+            vr = compute_vcov(fit, "CR2", clusters=ctx.clusters, cluster_names=ctx.cluster_names, hat_design=hd)
+        else:
+            vr = compute_vcov(fit, "CR1" if vcov == "wild" else vcov, clusters=ctx.clusters,
+                              cluster_names=ctx.cluster_names, small_sample=small_sample)
+    se = np.sqrt(np.diag(vr.vcov))
+    table = tidy_table(fit.names, fit.beta, se, vr.df, level)
+    table["df"] = vr.df if vr.df is not None else np.inf
+    extra: dict = {}
+    if vcov == "wild":
+        if ctx.clusters.shape[1] != 1:
+            raise SpecificationError("vcov='wild' supports one clustering variable.")
+        boots = {}
+        for j in ctx.effect_terms:
+            b = wild_cluster_bootstrap(fit, ctx.clusters[:, 0], j, n_boot=n_boot, weights_type=boot_weights,
+                                       seed=seed, level=level, small_sample=small_sample, K=vr.K)
+            table.loc[j, "p_value"] = b["p_value"]
+            table.loc[j, "conf_low"], table.loc[j, "conf_high"] = b["conf_int"]
+            boots[fit.names[j]] = b
+        extra["wild"] = boots
+        vr = VcovResult(
+            vr.vcov, "wild",
+            f"wild cluster bootstrap-t (null imposed, {boot_weights} weights, "
+            f"{next(iter(boots.values()))['n_boot'] if boots else n_boot} draws"
+            f"{', all sign patterns enumerated' if boots and next(iter(boots.values()))['enumerated'] else ''}, seed={seed}): "
+            f"p-values and intervals (by test inversion) for the effect terms come from the bootstrap; "
+            f"std_error and statistic are CR1 ({vr.description})",
+            vr.df, vr.n_clusters, vr.cluster_names, vr.ssc, vr.K, vr.extra,
+        )
+    return table, vr, extra
+
+
+def build_conventions(estimator: str, vr: VcovResult, *, level: float, weights: str | None, fe: FixedEffects,
+                      absorb_info: AbsorbInfo, reference_period: str | None = None, seed=None,
+                      notes: tuple[str, ...] = ()) -> Conventions:
+    df = vr.df
+    if df is None:
+        dist = "normal"
+    elif np.ndim(df) == 0:
+        dist = f"t({float(df):.6g})"
+    else:
+        dist = "t(Satterthwaite df per coefficient: " + ", ".join(f"{d:.4g}" for d in np.atleast_1d(df)) + ")"
+    return Conventions(
+        estimator=estimator,
+        vcov_type=vr.vcov_type,
+        vcov_description=vr.description,
+        distribution=dist,
+        df=None if df is None else (float(df) if np.ndim(df) == 0 else None),
+        cluster=vr.cluster_names,
+        n_clusters=vr.n_clusters,
+        small_sample=vr.ssc.describe() if vr.ssc else ("Bell-McCaffrey bias reduction" if vr.vcov_type == "CR2" else ""),
+        weights=weights,
+        fixed_effects=fe.names,
+        absorb_method=absorb_info.method,
+        reference_period=reference_period,
+        level=level,
+        seed=seed if isinstance(seed, (int, type(None))) else None,
+        notes=notes,
+    )
+
+
+def sample_info(vp: ValidatedPanel, treated_units: int | None = None) -> SampleInfo:
+    n_single = 0
+    if vp.unit is not None:
+        n_single = int((np.bincount(vp.unit) == 1).sum())
+    return SampleInfo(
+        n_obs=vp.nobs, n_input_rows=vp.n_input_rows, n_units=vp.n_units, n_periods=vp.n_periods,
+        balanced=vp.is_balanced if vp.unit is not None else None, n_treated_units=treated_units,
+        n_singletons=n_single, dropped=vp.dropped,
+    )

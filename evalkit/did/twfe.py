@@ -1,0 +1,215 @@
+"""Two-way fixed-effects difference-in-differences (the AQC evaluations' regression)."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_columns_arg, check_option, check_scalar
+from ..data.schema import validate_panel
+from ..errors import SpecificationError
+from ..inference.vcov import VCOV_TYPES, SmallSampleCorrection
+from ._engine import FitContext, build_conventions, fe_codes_for, fit_absorbed, infer, sample_info
+from .results import DiDResult
+
+__all__ = ["twfe", "did_2x2"]
+
+logger = logging.getLogger(__name__)
+
+
+def _interact(d: np.ndarray, by_values: pd.Series, name: str, by: str) -> tuple[np.ndarray, list[str]]:
+    """Split the 0/1 treatment into one column per level of ``by`` (among treated rows)."""
+    treated = d == 1
+    levels = pd.Index(pd.unique(by_values[treated])).sort_values()
+    if levels.hasnans:
+        raise SpecificationError(f"by={by!r}: missing values among treated rows.")
+    cols = [(treated & (by_values.to_numpy() == lv)).astype(float) for lv in levels]
+    return np.column_stack(cols), [f"{name}[{by}={lv}]" for lv in levels]
+
+
+def twfe(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    treatment: str,
+    covariates: Sequence[str] = (),
+    fixed_effects: Sequence[str] = ("unit", "time"),
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    vcov: str = "CR1",
+    ssc: SmallSampleCorrection | None = None,
+    by: str | None = None,
+    level: float = 0.95,
+    seed: int | np.random.Generator | None = None,
+    n_boot: int = 999,
+    boot_weights: str = "rademacher",
+    dropna: bool = False,
+    drop_singletons: bool = False,
+) -> DiDResult:
+    r"""Two-way fixed-effects DiD: :math:`y_{it} = \alpha_i + \lambda_t + \tau D_{it} + X_{it}'\gamma + \varepsilon_{it}`.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long panel, one row per unit and period; unbalanced panels (enrollment churn) are fine.
+    outcome, unit, time : str
+        Outcome (numeric or boolean: a 0/1 quality measure gives a linear probability model, in
+        probability points), unit identifier (member id; strings fine), time (integers, Periods, dates).
+    treatment : str
+        0/1 treated-and-post indicator (absorbing).
+    covariates : sequence of str, default=()
+        Adjusters (age, sex, risk score, ...). Categorical columns are expanded to dummies.
+    fixed_effects : sequence of str, default=("unit", "time")
+        Absorbed effects: ``"unit"``, ``"time"`` or any column names (e.g. ``"org_id"``).
+    cluster : str or list of str or None, default=None
+        Clustering variable(s); ``None`` clusters on ``unit`` (recorded in the conventions).
+        Two names give two-way clustering.
+    weights : str or None, default=None
+        Observation weights (propensity or enrollment weights): weighted least squares.
+    vcov : {"CR1", "CR0", "CR2", "wild", "HC1", "iid"}, default="CR1"
+        See :mod:`evalkit.inference.vcov`. ``"CR1"`` follows R fixest: G/(G−1)·(N−1)/(N−K), K counts the
+        regressors and the fixed effects not nested in the clusters; t(G−1) inference.
+    ssc : SmallSampleCorrection or None
+        Other CR1 conventions, e.g. ``ek.inference.ssc(k_fixef="full")`` (every dummy counted, as
+        statsmodels/``lm``), ``ssc(k_adj=False)`` (G/(G−1) only).
+    by : str or None
+        Report the effect separately by the levels of this column among treated rows (e.g. entry
+        cohort, or years in the contract): the treatment is split into one indicator per level.
+    level : float, default=0.95
+        Confidence level.
+    seed, n_boot, boot_weights
+        Wild cluster bootstrap settings (``vcov="wild"``): seed (int or Generator), draws, and
+        ``"rademacher"`` (all 2^G sign patterns when 2^G ≤ n_boot) or ``"webb"``.
+    dropna, drop_singletons : bool, default=False
+        Data-contract options (see :func:`evalkit.data.validate_panel`).
+
+    Returns
+    -------
+    DiDResult
+
+    Notes
+    -----
+    Fixed effects are absorbed, never expanded into dummies: with two effects where one has few
+    levels (periods), exactly by Frisch–Waugh–Lovell in cross-product space (unbalanced and weighted
+    panels included); otherwise by alternating projections to 1e-12. Singletons are kept (R fixest).
+    With staggered adoption the TWFE coefficient is a weighted average of cohort-period effects with
+    possibly negative weights (Goodman-Bacon 2021); use ``by=`` or the staggered module.
+
+    Examples
+    --------
+    >>> import evalkit as ek
+    >>> df = ek.datasets.load_mpdta()
+    >>> df["d"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
+    >>> res = ek.did.twfe(df, outcome="lemp", unit="countyreal", time="year", treatment="d")
+    >>> round(res.estimate, 6), round(res.std_error, 6)
+    (-0.036549, 0.013265)
+    """
+    check_option(vcov, "vcov", VCOV_TYPES, "twfe")
+    check_scalar(n_boot, "n_boot", (int, np.integer), min_val=1)
+    fixed_effects = check_columns_arg(fixed_effects, "fixed_effects")
+    clusters = check_columns_arg(cluster, "cluster") or (unit,)
+    covariates = check_columns_arg(covariates, "covariates")
+    vp = validate_panel(
+        data, outcome=outcome, unit=unit, time=time, treatment=treatment, cluster=clusters,
+        weights=weights, covariates=covariates, dropna=dropna, drop_singletons=drop_singletons,
+    )
+    if by:
+        if by not in data.columns:
+            raise SpecificationError(f"by={by!r}: column not found in data.")
+        by_vals = data[by].iloc[vp.row_index].reset_index(drop=True)
+        D, dnames = _interact(vp.treatment, by_vals, treatment, by)
+    else:
+        D, dnames = vp.treatment[:, None], [treatment]
+    X = np.column_stack([D, vp.X]) if vp.X.shape[1] else D
+    names = tuple(dnames) + vp.covariate_names
+    fe = fe_codes_for(vp, data, fixed_effects, unit, time)
+    fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
+    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])))
+    table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
+    notes = []
+    cohorts_first = _n_entry_times(vp)
+    if cohorts_first > 1:
+        notes.append(
+            f"Staggered adoption ({cohorts_first} entry times): the TWFE coefficient averages cohort-period "
+            f"effects with weights that can be negative when effects grow over time (Goodman-Bacon 2021); "
+            f"compare with ek.staggered estimators or report by='cohort'."
+        )
+    if cluster is None and vcov not in ("iid", "HC1"):
+        notes.append(f"cluster=None: standard errors clustered on the unit ({unit!r}).")
+    conv = build_conventions("Two-way fixed effects DiD (OLS" + (", weighted)" if weights else ")"), vr,
+                             level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=tuple(notes))
+    treated_units = int(len(np.unique(vp.unit[vp.treatment == 1])))
+    return DiDResult(table, vr.vcov, conv, sample_info(vp, treated_units), {"_context": ctx, **extra})
+
+
+def _n_entry_times(vp) -> int:
+    if vp.unit is None or vp.treatment is None:
+        return 0
+    first = np.full(int(vp.unit.max()) + 1, np.iinfo(np.int64).max)
+    on = vp.treatment == 1
+    np.minimum.at(first, vp.unit[on], vp.time[on])
+    first = first[first < np.iinfo(np.int64).max]
+    return int(len(np.unique(first)))
+
+
+def did_2x2(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    group: str,
+    time: str,
+    covariates: Sequence[str] = (),
+    post: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    vcov: str = "HC1",
+    ssc: SmallSampleCorrection | None = None,
+    level: float = 0.95,
+    seed=None,
+    n_boot: int = 999,
+    boot_weights: str = "rademacher",
+    dropna: bool = False,
+) -> DiDResult:
+    r"""Classic 2×2 DiD on repeated cross-sections: :math:`y = a + b\,G + \lambda_t + \tau\,G\cdot Post + X'\gamma`.
+
+    ``group`` is the 0/1 treated-group column. With ``post`` (a 0/1 column) the time effect is a
+    single post dummy; otherwise one effect per period of ``time`` and ``post`` must be given to define
+    the treated cells. Default ``vcov="HC1"`` (no unit to cluster on); pass ``cluster=`` for clustered
+    inference (e.g. by state), or ``vcov="iid"``.
+    """
+    check_option(vcov, "vcov", VCOV_TYPES, "did_2x2")
+    covariates = check_columns_arg(covariates, "covariates")
+    clusters = check_columns_arg(cluster, "cluster")
+    if vcov in ("CR0", "CR1", "CR2", "wild") and not clusters:
+        raise SpecificationError(f"vcov={vcov!r} needs cluster=...; repeated cross-sections have no unit to default to.")
+    post_col = post or time
+    vp = validate_panel(data, outcome=outcome, time=time, group=group, cluster=clusters or None,
+                        weights=weights, covariates=list(covariates) + ([post] if post else []), dropna=dropna)
+    if post:
+        p = vp.X[:, -1]
+        if not np.isin(p, (0.0, 1.0)).all():
+            raise SpecificationError(f"post={post!r} must be a 0/1 column.")
+        Xc, cnames = vp.X[:, :-1], vp.covariate_names[:-1]
+    else:
+        if vp.n_periods != 2:
+            raise SpecificationError(f"Column {time!r} has {vp.n_periods} periods; pass post= to say which are post-treatment.")
+        p = (vp.time == 1).astype(float)
+        Xc, cnames = vp.X, vp.covariate_names
+    d = vp.group * p
+    if d.max() == 0:
+        raise SpecificationError("No treated-group observations in the post period.")
+    X = np.column_stack([d, Xc]) if Xc.shape[1] else d[:, None]
+    names = (f"{group} x {post_col}",) + tuple(cnames)
+    from ..inference.absorb import FixedEffects
+
+    fe = FixedEffects((vp.group.astype(np.int64), vp.time), (group, time))
+    fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
+    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, d, (0,))
+    table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
+    conv = build_conventions("2x2 DiD on repeated cross-sections (OLS" + (", weighted)" if weights else ")"), vr,
+                             level=level, weights=weights, fe=fe, absorb_info=info, seed=seed)
+    return DiDResult(table, vr.vcov, conv, sample_info(vp), {"_context": ctx, **extra})
