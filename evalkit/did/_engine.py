@@ -42,6 +42,8 @@ class FitContext:
     cluster_names: tuple[str, ...]
     treated: np.ndarray | None  # (n,) 0/1 for counting treated clusters
     effect_terms: tuple[int, ...]  # coefficients reported as effects (wild bootstrap targets)
+    unit: np.ndarray | None = None  # (n,) unit codes
+    small_sample: SmallSampleCorrection | None = None
 
 
 def fe_codes_for(vp: ValidatedPanel, data: pd.DataFrame, fixed_effects, unit_name: str | None, time_name: str) -> FixedEffects:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -49,6 +50,8 @@ def twfe(
     boot_weights: str = "rademacher",
     dropna: bool = False,
     drop_singletons: bool = False,
+    freeze_covariates: bool = False,
+    check_bad_controls: bool = True,
 ) -> DiDResult:
     r"""Two-way fixed-effects DiD: :math:`y_{it} = \alpha_i + \lambda_t + \tau D_{it} + X_{it}'\gamma + \varepsilon_{it}`.
 
@@ -86,6 +89,15 @@ def twfe(
         ``"rademacher"`` (all 2^G sign patterns when 2^G ≤ n_boot) or ``"webb"``.
     dropna, drop_singletons : bool, default=False
         Data-contract options (see :func:`evalkit.data.validate_panel`).
+    freeze_covariates : bool, default=False
+        Use each unit's covariate values in its first observed period (baseline) instead of the
+        current ones: a risk score that responds to global-budget incentives after entry is a bad
+        control. Frozen covariates are constant within unit, so with unit fixed effects they enter
+        interacted with period dummies (baseline characteristics shape the trend) — terms
+        ``x(baseline):t=...``.
+    check_bad_controls : bool, default=True
+        Warn (``BadControlWarning``) when a time-varying covariate itself moves with treatment
+        (its own TWFE DiD is significant at 5%, CR1).
 
     Returns
     -------
@@ -124,13 +136,20 @@ def twfe(
         D, dnames = _interact(vp.treatment, by_vals, treatment, by)
     else:
         D, dnames = vp.treatment[:, None], [treatment]
-    X = np.column_stack([D, vp.X]) if vp.X.shape[1] else D
-    names = tuple(dnames) + vp.covariate_names
     fe = fe_codes_for(vp, data, fixed_effects, unit, time)
+    Xc, cnames = vp.X, vp.covariate_names
+    if freeze_covariates and Xc.shape[1]:
+        Xc, cnames = _baseline_covariates(vp, "unit" in fixed_effects or unit in fixed_effects)
+    X = np.column_stack([D, Xc]) if Xc.shape[1] else D
+    names = tuple(dnames) + tuple(cnames)
     fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
-    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])))
+    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])), vp.unit, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     notes = []
+    if check_bad_controls and not freeze_covariates and vp.X.shape[1]:
+        notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], len(cnames))
+    if freeze_covariates:
+        notes.append("Covariates frozen at each unit's first observed period (baseline).")
     cohorts_first = _n_entry_times(vp)
     if cohorts_first > 1:
         notes.append(
@@ -144,6 +163,53 @@ def twfe(
                              level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=tuple(notes))
     treated_units = int(len(np.unique(vp.unit[vp.treatment == 1])))
     return DiDResult(table, vr.vcov, conv, sample_info(vp, treated_units), {"_context": ctx, **extra})
+
+
+def _baseline_covariates(vp, unit_fe: bool) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Covariates at each unit's first observed period; interacted with periods under unit FE."""
+    n_u = int(vp.unit.max()) + 1
+    first = np.full(n_u, np.iinfo(np.int64).max)
+    np.minimum.at(first, vp.unit, vp.time)
+    rows = np.flatnonzero(vp.time == first[vp.unit])
+    base = np.empty((n_u, vp.X.shape[1]))
+    base[vp.unit[rows]] = vp.X[rows]
+    B = base[vp.unit]
+    if not unit_fe:
+        return B, tuple(f"{c}(baseline)" for c in vp.covariate_names)
+    cols, names = [], []
+    for j, c in enumerate(vp.covariate_names):
+        for p in range(1, vp.n_periods):
+            cols.append(B[:, j] * (vp.time == p))
+            names.append(f"{c}(baseline):t={vp.time_axis.levels[p]}")
+    return np.column_stack(cols), tuple(names)
+
+
+def _bad_control_check(fit, n_effects: int, cluster: np.ndarray, n_cov: int) -> list[str]:
+    """Regress each absorbed covariate on the absorbed treatment; warn when it moves with treatment."""
+    from scipy import stats
+
+    from ..errors import BadControlWarning
+    from ..inference.vcov import cluster_scores
+
+    notes = []
+    w = fit.weights
+    d = fit.X[:, :n_effects].sum(axis=1)  # treated-and-post, residualised on the fixed effects
+    dd = float(d @ (d if w is None else w * d))
+    G = int(cluster.max()) + 1
+    for j in range(n_cov):
+        x = fit.X[:, n_effects + j]
+        b = float(d @ (x if w is None else w * x)) / dd
+        if not np.isfinite(b) or np.allclose(x, 0):
+            continue
+        s = cluster_scores(d[:, None], x - b * d, w, cluster, G)[:, 0]
+        se = float(np.sqrt(G / (G - 1) * np.sum(s**2)) / dd)
+        if se > 0 and 2 * stats.t.sf(abs(b / se), G - 1) < 0.05:
+            name = fit.names[n_effects + j]
+            msg = (f"Covariate {name!r} moves with treatment (its own DiD: {b:.4g}, SE {se:.3g}): adjusting for it can "
+                   f"absorb part of the effect (a bad control). Consider freeze_covariates=True.")
+            warnings.warn(msg, BadControlWarning, stacklevel=3)
+            notes.append(msg)
+    return notes
 
 
 def _n_entry_times(vp) -> int:

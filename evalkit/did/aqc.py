@@ -1,0 +1,314 @@
+"""Outputs of the AQC evaluations: several outcomes with a joint covariance, relative effects,
+price vs. utilization decomposition, quality measures in percentage points, propensity weights.
+
+All standard errors here are cluster-robust CR1 (R fixest convention, as :func:`twfe`), computed
+from the joint cluster-level influence functions so that ratios and differences of estimates
+get delta-method standard errors that respect their correlation.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_columns_arg, check_option
+from ..data.schema import DropRecord, validate_panel
+from ..errors import DataError, SpecificationError
+from ..inference.vcov import SmallSampleCorrection, _k_for_cluster, cluster_scores
+from ..results import Conventions, EffectResult, SampleInfo, tidy_table
+from ._engine import fe_codes_for, fit_absorbed, sample_info
+from .twfe import twfe
+
+__all__ = [
+    "MultiOutcomeResult",
+    "twfe_multi",
+    "price_utilization",
+    "relative_effect",
+    "quality_effects",
+    "propensity_weights",
+    "PropensityWeights",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, repr=False)
+class MultiOutcomeResult(EffectResult):
+    """Treatment effects on several outcomes estimated on one sample, with their joint covariance."""
+
+
+def _cr1_factor(n: int, K: int, G: int, s: SmallSampleCorrection) -> float:
+    return (G / (G - 1) if s.G_adj else 1.0) * ((n - 1) / (n - K) if s.k_adj else 1.0)
+
+
+def twfe_multi(
+    data: pd.DataFrame,
+    *,
+    outcomes: Sequence[str],
+    unit: str,
+    time: str,
+    treatment: str,
+    covariates: Sequence[str] = (),
+    fixed_effects: Sequence[str] = ("unit", "time"),
+    cluster: str | None = None,
+    weights: str | None = None,
+    ssc: SmallSampleCorrection | None = None,
+    level: float = 0.95,
+    dropna: bool = False,
+) -> MultiOutcomeResult:
+    """TWFE DiD of ``treatment`` on each of ``outcomes`` (same sample, same design), jointly.
+
+    Returns one row per outcome and the CR1 covariance of the effects across outcomes
+    (clustered on ``cluster``, default the unit), from stacked cluster-level scores:
+    :math:`\\widehat{Cov}(\\hat\\tau_a, \\hat\\tau_b) = c \\sum_g \\psi_{ga}\\psi_{gb}` with
+    :math:`\\psi_{g} = [(X'WX)^{-1} X_g'W_g e_g]_{\\tau}` and ``c`` the CR1 factor.
+    Use it for spending categories (the effects add up to the effect on the total) and for the
+    price/utilization split.
+    """
+    outcomes = check_columns_arg(outcomes, "outcomes")
+    if not outcomes:
+        raise SpecificationError("outcomes must name at least one column.")
+    covariates = check_columns_arg(covariates, "covariates")
+    cl_name = cluster or unit
+    s = ssc or SmallSampleCorrection()
+    vp = validate_panel(data, outcome=outcomes[0], unit=unit, time=time, treatment=treatment, cluster=cl_name,
+                        weights=weights, covariates=list(outcomes[1:]) + list(covariates), dropna=dropna)
+    m = len(outcomes)
+    Y = np.column_stack([vp.y, vp.X[:, : m - 1]]) if m > 1 else vp.y[:, None]
+    Xc = vp.X[:, m - 1:]
+    X = np.column_stack([vp.treatment, Xc])
+    names = (treatment,) + vp.covariate_names[m - 1:]
+    fe = fe_codes_for(vp, data, fixed_effects, unit, time)
+    fit0, info = fit_absorbed(Y[:, 0], X, names, fe, vp.weights)
+    from ..inference.absorb import absorb
+
+    Yr = absorb(Y, fe, vp.weights)[0] if m > 1 else fit0.y[:, None]
+    B = fit0.bread @ (fit0.X.T @ (Yr if vp.weights is None else Yr * vp.weights[:, None]))  # (k, m)
+    E = Yr - fit0.X @ B
+    cl = vp.cluster[:, 0]
+    G = int(cl.max()) + 1
+    psi = np.column_stack([(cluster_scores(fit0.X, E[:, o], vp.weights, cl, G) @ fit0.bread)[:, 0] for o in range(m)])
+    K = _k_for_cluster(fit0, [cl], s)
+    V = _cr1_factor(fit0.nobs, K, G, s) * (psi.T @ psi)
+    table = tidy_table(list(outcomes), B[0], np.sqrt(np.diag(V)), G - 1, level)
+    conv = Conventions(
+        estimator=f"TWFE DiD of {treatment!r} on {m} outcomes (joint)",
+        vcov_type="CR1", vcov_description=f"cluster-robust CR1 by {cl_name} (G={G}); {s.describe()} with N={fit0.nobs}, K={K}; joint across outcomes",
+        distribution=f"t({G - 1})", df=float(G - 1), cluster=(cl_name,), n_clusters=(G,), small_sample=s.describe(),
+        weights=weights, fixed_effects=fe.names, absorb_method=info.method, level=level,
+    )
+    return MultiOutcomeResult(table, V, conv, sample_info(vp), {"psi": psi, "cr1_factor": _cr1_factor(fit0.nobs, K, G, s)})
+
+
+def _delta_rows(names, values, grads, V, df, level):
+    ses = [float(np.sqrt(g @ V @ g)) for g in grads]
+    return tidy_table(names, values, ses, df, level)
+
+
+def price_utilization(
+    data: pd.DataFrame,
+    *,
+    actual: str,
+    standardized: str,
+    unit: str,
+    time: str,
+    treatment: str,
+    **kwargs,
+) -> EffectResult:
+    """Split the effect on spending into utilization (volume) and price, as in Song et al. (NEJM 2014).
+
+    ``standardized`` is spending repriced at standard (plan-wide) prices, so its change reflects
+    utilization only. Rows of the result: ``total`` (effect on ``actual``), ``utilization`` (effect
+    on ``standardized``), ``price`` (= total − utilization), ``utilization_share`` and
+    ``price_share`` (of the total effect). Standard errors by the delta method from the joint CR1
+    covariance of the two effects (:func:`twfe_multi`); t(G−1) intervals.
+    """
+    mr = twfe_multi(data, outcomes=[actual, standardized], unit=unit, time=time, treatment=treatment, **kwargs)
+    tot, util = mr.table["estimate"].to_numpy()
+    V = mr.vcov
+    df = mr.conventions.df
+    names = ["total", "utilization", "price", "utilization_share", "price_share"]
+    vals = [tot, util, tot - util, util / tot, 1 - util / tot]
+    grads = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, -1.0]),
+             np.array([-util / tot**2, 1 / tot]), np.array([util / tot**2, -1 / tot])]
+    table = _delta_rows(names, vals, grads, V, df, mr.conventions.level)
+    c = mr.conventions
+    conv = Conventions(**{**c.as_dict(), "estimator": f"Price vs utilization decomposition ({actual} vs {standardized})",
+                          "notes": ("price = total - utilization; shares are of the total effect; delta-method SEs from the joint CR1 covariance",)})
+    return EffectResult(table, np.array([[np.nan]]), conv, mr.sample, {"joint": mr})
+
+
+def relative_effect(result, denominator: str = "pre_mean", level: float | None = None) -> EffectResult:
+    """Effect as a percentage of a stated denominator, with a delta-method SE.
+
+    Parameters
+    ----------
+    result : DiDResult
+        From :func:`twfe` (the first term is the effect).
+    denominator : {"pre_mean", "counterfactual_mean"}
+        ``"pre_mean"``: the treated units' mean outcome in their pre-entry periods;
+        ``"counterfactual_mean"``: the treated-and-post mean minus the effect (what they would
+        have spent without the contract).
+
+    Notes
+    -----
+    The denominator is estimated on the same data, so its sampling error and its covariance with
+    the effect enter the SE: both are written as cluster-level influence functions and combined
+    with the CR1 factor of the fit (t(G−1) intervals).
+    """
+    check_option(denominator, "denominator", ("pre_mean", "counterfactual_mean"), "relative_effect")
+    ctx = result.extra["_context"]
+    fit = ctx.fit
+    if ctx.clusters is None or ctx.unit is None:
+        raise SpecificationError("relative_effect needs a clustered TWFE result (from ek.did.twfe).")
+    cl = ctx.clusters[:, 0]
+    G = int(cl.max()) + 1
+    w = np.ones(fit.nobs) if fit.weights is None else fit.weights
+    d = ctx.treated
+    ever = np.bincount(ctx.unit, weights=d, minlength=int(ctx.unit.max()) + 1)[ctx.unit] > 0
+    rows = ever & (d == 0) if denominator == "pre_mean" else (d == 1)
+    if not rows.any():
+        raise DataError("No treated pre-entry rows to compute the denominator." if denominator == "pre_mean" else "No treated rows.")
+    y = ctx.outcome
+    mean = float(np.sum(w[rows] * y[rows]) / np.sum(w[rows]))
+    psi_m = np.bincount(cl[rows], weights=w[rows] * (y[rows] - mean), minlength=G) / np.sum(w[rows])
+    psi_b = (cluster_scores(fit.X, fit.resid, fit.weights, cl, G) @ fit.bread)[:, 0]
+    s = ctx.small_sample or SmallSampleCorrection()
+    K = _k_for_cluster(fit, [cl], s)
+    fac = _cr1_factor(fit.nobs, K, G, s)
+    P = np.column_stack([psi_b, psi_m])
+    V = fac * (P.T @ P)
+    b = float(fit.beta[0])
+    if denominator == "pre_mean":
+        den, g_den = mean, np.array([0.0, 1.0])
+    else:
+        den, g_den = mean - b, np.array([-1.0, 1.0])
+    rel = 100 * b / den
+    g_rel = 100 * (np.array([1.0, 0.0]) / den - b * g_den / den**2)
+    lvl = result.conventions.level if level is None else level
+    table = _delta_rows(["effect", f"denominator ({denominator})", "effect_percent"], [b, den, rel],
+                        [np.array([1.0, 0.0]), g_den, g_rel], V, G - 1, lvl)
+    conv = Conventions(**{**result.conventions.as_dict(), "estimator": f"Relative effect (% of {denominator})",
+                          "notes": ("percent = 100 * effect / denominator; delta method with the joint CR1 covariance of effect and denominator",)})
+    return EffectResult(table, V, conv, result.sample)
+
+
+def quality_effects(
+    data: pd.DataFrame,
+    *,
+    measures: Sequence[str],
+    unit: str,
+    time: str,
+    treatment: str,
+    **twfe_kwargs,
+) -> EffectResult:
+    """Linear-probability DiD for binary quality measures, in percentage points.
+
+    Each measure is estimated on the rows where it is defined (eligible members: missing = not
+    eligible; the count of rows left out is recorded per measure). Estimates and SEs are
+    multiplied by 100 (percentage points); ``baseline_rate`` is the treated units' pre-entry rate (%).
+    """
+    measures = check_columns_arg(measures, "measures")
+    rows, dropped = [], []
+    conv = None
+    for mname in measures:
+        if mname not in data.columns:
+            raise DataError(f"Column {mname!r} (a quality measure) not found in data.")
+        elig = data[mname].notna()
+        sub = data.loc[elig]
+        vals = pd.to_numeric(sub[mname], errors="coerce")
+        if not vals.isin([0, 1]).all():
+            raise DataError(f"Column {mname!r} (a quality measure) must be 0/1 among eligible rows.")
+        if (~elig).any():
+            dropped.append(DropRecord(f"not eligible for {mname!r} (missing)", int((~elig).sum())))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            r = twfe(sub, outcome=mname, unit=unit, time=time, treatment=treatment, **twfe_kwargs)
+        t = r.to_frame().iloc[0]
+        tr = sub[treatment].astype(float)
+        ever = tr.groupby(sub[unit]).transform("max") > 0
+        base = float(vals[(ever & (tr == 0)).to_numpy()].mean() * 100)
+        rows.append({"term": mname, "estimate": 100 * t.estimate, "std_error": 100 * t.std_error, "statistic": t.statistic,
+                     "p_value": t.p_value, "conf_low": 100 * t.conf_low, "conf_high": 100 * t.conf_high,
+                     "baseline_rate": base, "n_obs": r.nobs})
+        conv = r.conventions
+    table = pd.DataFrame(rows)
+    conv = Conventions(**{**conv.as_dict(), "estimator": "Quality measures: linear probability TWFE DiD (percentage points)",
+                          "notes": ("estimates and SEs x 100 (percentage points); each measure on its eligible rows",)})
+    sample = SampleInfo(n_obs=int(table["n_obs"].max()), n_input_rows=len(data), dropped=tuple(dropped))
+    return EffectResult(table, np.diag(table["std_error"].to_numpy() ** 2), conv, sample)
+
+
+@dataclass(frozen=True)
+class PropensityWeights:
+    """ATT odds weights for control units from a logit on baseline characteristics."""
+
+    weights: pd.Series  # aligned with the input rows
+    pscore: pd.Series  # per unit
+    treated: pd.Series  # per unit, bool
+    covariates: tuple[str, ...]
+
+    def overlap(self) -> pd.DataFrame:
+        """Propensity-score range by group (check common support)."""
+        return self.pscore.groupby(self.treated).describe()[["count", "min", "25%", "50%", "75%", "max"]]
+
+
+def propensity_weights(
+    data: pd.DataFrame,
+    *,
+    unit: str,
+    group: str,
+    covariates: Sequence[str],
+    baseline: str | None = None,
+    trim: float | None = None,
+) -> PropensityWeights:
+    """Propensity-score (odds) weights for control units on baseline characteristics (ATT).
+
+    A logit of the treated-group indicator on the units' mean covariates over their baseline rows
+    (``baseline``: a boolean column marking pre-period rows; default all rows) gives
+    :math:`\\hat p`; treated units get weight 1 and controls :math:`\\hat p/(1-\\hat p)`, rescaled so
+    control weights sum to the number of control units. Pass the result's ``weights`` to
+    ``twfe(weights=...)``. Standard errors then treat the weights as fixed (as the AQC evaluations
+    did); ``trim`` drops units with :math:`\\hat p` outside [trim, 1 − trim] (recorded: weight 0).
+    """
+    import statsmodels.api as sm
+
+    covariates = check_columns_arg(covariates, "covariates")
+    cols = [unit, group] + list(covariates) + ([baseline] if baseline else [])
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise DataError(f"Column(s) {missing} not found in data.")
+    base = data if baseline is None else data.loc[data[baseline].astype(bool)]
+    if base[list(covariates)].isna().any().any():
+        raise DataError(f"Missing values in covariates {list(covariates)} on baseline rows; fill or drop them.")
+    if base[group].groupby(base[unit]).nunique().max() > 1:
+        raise DataError(f"Column {group!r} must be constant within unit (the treated group, not treated-and-post).")
+    U = base.groupby(unit, sort=True).agg({**{c: "mean" for c in covariates}, group: "first"})
+    treated = U[group].astype(bool)
+    if treated.all() or (~treated).all():
+        raise DataError(f"Column {group!r}: need both treated and control units.")
+    Xl = sm.add_constant(U[list(covariates)].astype(float), has_constant="add")
+    const = Xl.columns[(Xl.std() == 0) & (Xl.columns != "const")]
+    if len(const):
+        raise DataError(f"Covariates {list(const)} are constant across units; drop them from the propensity model.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = sm.Logit(treated.astype(float), Xl).fit(disp=0, maxiter=200)
+    except Exception as exc:  # perfect separation, non-convergence
+        raise DataError(f"The propensity model failed ({type(exc).__name__}: {exc}). Check for covariates that perfectly "
+                        f"separate treated from control units, and simplify the model.") from None
+    p = pd.Series(res.predict(Xl), index=U.index, name="pscore")
+    w = pd.Series(np.where(treated, 1.0, p / (1 - p)), index=U.index)
+    if trim is not None:
+        w[(p < trim) | (p > 1 - trim)] = 0.0
+    ctrl = ~treated
+    w[ctrl] *= ctrl.sum() / w[ctrl].sum()
+    row_w = data[unit].map(w)
+    if row_w.isna().any():
+        raise DataError(f"{int(row_w.isna().sum())} rows belong to units without baseline rows; they get no weight.")
+    return PropensityWeights(row_w.rename("ps_weight"), p, treated, covariates)
