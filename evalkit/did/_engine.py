@@ -110,8 +110,14 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
     return fit, info
 
 
-def _hat_design_for_cr2(ctx: FitContext) -> tuple[np.ndarray, np.ndarray]:
-    """Regressors residualised on the FEs nested in the cluster; other FEs as dummy columns."""
+def _hat_design_for_cr2(ctx: FitContext, with_outcome: bool = False):
+    """Regressors residualised on the FEs nested in the cluster; other FEs as dummy columns.
+
+    CR2 and the wild cluster bootstrap need this design: the fixed effects nested in the clusters
+    can be absorbed (their projection is block-diagonal by cluster), the others must stay in the
+    hat matrix (Pustejovsky & Tipton 2018; for the bootstrap, cluster-level weights commute only
+    with within-cluster projections).
+    """
     from ..inference.vcov import _nested
 
     cl = ctx.clusters[:, 0]
@@ -123,7 +129,7 @@ def _hat_design_for_cr2(ctx: FitContext) -> tuple[np.ndarray, np.ndarray]:
         size = int(codes.max()) + 1
         if size - 1 > MAX_CR2_DUMMIES:
             raise SpecificationError(
-                f"vcov='CR2' keeps fixed effects not nested in the clusters in the hat matrix; {name!r} has {size} "
+                f"vcov='CR2' and vcov='wild' keep fixed effects not nested in the clusters in the hat matrix; {name!r} has {size} "
                 f"levels, too many. Cluster at a level that nests {name!r}, or use vcov='CR1'."
             )
         start = 1 if (nested or i > 0) else 0  # keep one level only when nothing else absorbs the intercept
@@ -133,7 +139,8 @@ def _hat_design_for_cr2(ctx: FitContext) -> tuple[np.ndarray, np.ndarray]:
         dummies.append(D)
     Xraw = np.column_stack([ctx.regressors] + dummies) if dummies else ctx.regressors
     fe_n = FixedEffects(tuple(c for c, _ in nested), tuple(nm for _, nm in nested))
-    Xh, _ = absorb(Xraw, fe_n, ctx.fit.weights)
+    Xh, _ = absorb(np.column_stack([ctx.outcome, Xraw]), fe_n, ctx.fit.weights)
+    yh, Xh = Xh[:, 0], Xh[:, 1:]
     # drop dummy columns made redundant (zero after absorption) or collinear
     keep = [True] * ctx.regressors.shape[1]
     Q = Xh[:, : ctx.regressors.shape[1]]
@@ -149,7 +156,19 @@ def _hat_design_for_cr2(ctx: FitContext) -> tuple[np.ndarray, np.ndarray]:
         else:
             keep.append(False)
     Xh = Xh[:, np.array(keep)]
+    if with_outcome:
+        return Xh, np.arange(ctx.regressors.shape[1]), yh
     return Xh, np.arange(ctx.regressors.shape[1])
+
+
+def _fit_in_hat_space(ctx: FitContext) -> LinearFit:
+    """The same regression with non-nested fixed effects as explicit dummies (same beta, residuals)."""
+    Xh, idx, yh = _hat_design_for_cr2(ctx, with_outcome=True)
+    w = ctx.fit.weights
+    bread = np.linalg.pinv(Xh.T @ (Xh if w is None else Xh * w[:, None]), hermitian=True)
+    beta = bread @ (Xh.T @ (yh if w is None else w * yh))
+    return LinearFit(X=Xh, resid=yh - Xh @ beta, beta=beta, bread=bread, weights=w, names=ctx.fit.names,
+                     n_fe_params=ctx.fit.k_all - Xh.shape[1], y=yh)
 
 
 def infer(ctx: FitContext, vcov: str, *, small_sample: SmallSampleCorrection | None, level: float,
@@ -185,8 +204,9 @@ def infer(ctx: FitContext, vcov: str, *, small_sample: SmallSampleCorrection | N
         if ctx.clusters.shape[1] != 1:
             raise SpecificationError("vcov='wild' supports one clustering variable.")
         boots = {}
+        fit_h = _fit_in_hat_space(ctx)
         for j in ctx.effect_terms:
-            b = wild_cluster_bootstrap(fit, ctx.clusters[:, 0], j, n_boot=n_boot, weights_type=boot_weights,
+            b = wild_cluster_bootstrap(fit_h, ctx.clusters[:, 0], j, n_boot=n_boot, weights_type=boot_weights,
                                        seed=seed, level=level, small_sample=small_sample, K=vr.K)
             table.loc[j, "p_value"] = b["p_value"]
             table.loc[j, "conf_low"], table.loc[j, "conf_high"] = b["conf_int"]

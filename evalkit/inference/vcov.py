@@ -373,6 +373,7 @@ def wild_cluster_bootstrap(
     level: float = 0.95,
     small_sample: SmallSampleCorrection | None = None,
     K: int | None = None,
+    null: float = 0.0,
 ) -> dict:
     """Wild cluster bootstrap-t with the null imposed (WCR) for one coefficient.
 
@@ -382,6 +383,8 @@ def wild_cluster_bootstrap(
     :math:`\\delta^* = (X'WX)^{-1}\\sum_g v_g s_g` and the draw's CR1 scores are
     :math:`v_g s_g - S_g\\delta^*`. The p-value is symmetric: the share of draws with
     :math:`|t^*| \\ge |t|`. The confidence interval inverts the test over the null value.
+
+    ``null`` is the value of the coefficient under the tested hypothesis (default 0).
 
     Returns a dict with ``p_value``, ``conf_int`` (tuple), ``t_stat``, ``n_boot`` (draws used),
     ``enumerated`` (all 2^G Rademacher sign patterns used), ``weights_type``.
@@ -430,7 +433,7 @@ def wild_cluster_bootstrap(
         t_obs = (beta - b0) / se
         return float(np.mean(np.abs(tstats(b0)) >= abs(t_obs) - 1e-12))
 
-    p0 = pval(0.0)
+    p0 = pval(float(null))
     alpha_lvl = 1 - level
     ci = (np.nan, np.nan)
     if se > 0:
