@@ -10,8 +10,6 @@ __all__ = ["load_mpdta"]
 
 logger = logging.getLogger(__name__)
 
-_MPDTA_MD5 = "1c418c1c923b8dc56511ff09d25c182f"
-
 
 def load_mpdta() -> pd.DataFrame:
     """Load ``mpdta``, the minimum-wage panel of Callaway & Sant'Anna (2021).
