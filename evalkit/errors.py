@@ -18,6 +18,7 @@ __all__ = [
     "InferenceWarning",
     "StaggeredTimingWarning",
     "BadControlWarning",
+    "CollinearityWarning",
 ]
 
 
@@ -63,3 +64,7 @@ class StaggeredTimingWarning(EvalkitWarning):
 
 class BadControlWarning(EvalkitWarning):
     """A covariate responds to treatment (it moves after entry)."""
+
+
+class CollinearityWarning(EvalkitWarning):
+    """Covariates absorbed by the fixed effects (or collinear) were removed from the regression."""

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._validation import check_option, check_scalar
 from ..data.schema import ValidatedPanel, check_clusters
-from ..errors import EstimationError, InferenceWarning, SpecificationError
+from ..errors import CollinearityWarning, EstimationError, InferenceWarning, SpecificationError
 from ..inference.absorb import AbsorbInfo, FixedEffects, absorb
 from ..inference.vcov import (
     VCOV_TYPES,
@@ -69,30 +69,51 @@ def fe_codes_for(vp: ValidatedPanel, data: pd.DataFrame, fixed_effects, unit_nam
     return FixedEffects(tuple(codes), tuple(names))
 
 
-def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: FixedEffects, w: np.ndarray | None) -> tuple[LinearFit, AbsorbInfo]:
-    """OLS/WLS of y on X with the fixed effects absorbed; clear errors for collinearity."""
+def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: FixedEffects, w: np.ndarray | None,
+                 n_protected: int | None = None) -> tuple[LinearFit, AbsorbInfo, np.ndarray]:
+    """OLS/WLS of y on X with the fixed effects absorbed; clear errors for collinearity.
+
+    The first ``n_protected`` columns (the treatment terms; default all) raise when the fixed
+    effects absorb them; later columns (covariates) are dropped with a warning instead, as R
+    fixest does (e.g. sex is constant within member and absorbed by member effects).
+    """
     Z = np.column_stack([y, X])
     Zr, info = absorb(Z, fe, w)
     yr, Xr = Zr[:, 0], Zr[:, 1:]
     n, k = Xr.shape
+    n_protected = k if n_protected is None else n_protected
     if n <= k + info.n_params:
         raise EstimationError(
             f"Not enough observations ({n}) for {k} regressors and {info.n_params} fixed-effect parameters."
         )
     # a regressor the fixed effects explain entirely (e.g. treatment constant within units and periods)
     w_ = np.ones(n) if w is None else w
+    drop = []
     for j, nm in enumerate(names):
         raw = X[:, j] - np.average(X[:, j], weights=w_)
         ss_raw = float(np.sum(w_ * raw**2))
         ss_res = float(np.sum(w_ * Xr[:, j] ** 2))
-        if ss_raw == 0:
+        if ss_raw == 0 and j < n_protected:
             raise EstimationError(f"Regressor {nm!r} has no variation (it is constant). Remove it.")
-        if ss_res <= 1e-10 * ss_raw:
+        if ss_res <= 1e-10 * max(ss_raw, 1e-300):
+            if j >= n_protected:
+                drop.append(j)
+                continue
             raise EstimationError(
                 f"Regressor {nm!r} is collinear with the fixed effects {list(fe.names)}: nothing is left to "
                 f"estimate it from (e.g. every treated unit is treated in all its periods, all units are "
                 f"treated, or a covariate is constant within units). Check the treatment timing or drop it."
             )
+    if drop:
+        gone = [names[j] for j in drop]
+        msg = (f"Covariates {gone} are constant within the fixed effects {list(fe.names)} (absorbed by them) "
+               f"and were removed from the regression, as R fixest does.")
+        warnings.warn(msg, CollinearityWarning, stacklevel=4)
+        logger.info(msg)
+        keep = [j for j in range(k) if j not in drop]
+        Xr, X = Xr[:, keep], X[:, keep]
+        names = tuple(names[j] for j in keep)
+        k = len(keep)
     XtWX = Xr.T @ (Xr * w_[:, None])
     vals = np.linalg.eigvalsh(XtWX)
     if vals.min() <= 1e-10 * vals.max():
@@ -107,7 +128,7 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
         X=Xr, resid=resid, beta=beta, bread=bread, weights=w, names=tuple(names),
         n_fe_params=info.n_params, fe_sizes=fe.sizes if len(fe) else (), fe_codes=fe.codes, y=yr,
     )
-    return fit, info
+    return fit, info, X
 
 
 def _hat_design_for_cr2(ctx: FitContext, with_outcome: bool = False):

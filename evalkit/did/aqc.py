@@ -83,7 +83,7 @@ def twfe_multi(
     X = np.column_stack([vp.treatment, Xc])
     names = (treatment,) + vp.covariate_names[m - 1:]
     fe = fe_codes_for(vp, data, fixed_effects, unit, time)
-    fit0, info = fit_absorbed(Y[:, 0], X, names, fe, vp.weights)
+    fit0, info, X = fit_absorbed(Y[:, 0], X, names, fe, vp.weights, n_protected=1)
     from ..inference.absorb import absorb
 
     Yr = absorb(Y, fe, vp.weights)[0] if m > 1 else fit0.y[:, None]
@@ -251,6 +251,7 @@ class PropensityWeights:
     pscore: pd.Series  # per unit
     treated: pd.Series  # per unit, bool
     covariates: tuple[str, ...]
+    n_units_without_baseline: int = 0  # given weight 0 (no_baseline="drop")
 
     def overlap(self) -> pd.DataFrame:
         """Propensity-score range by group (check common support)."""
@@ -265,6 +266,7 @@ def propensity_weights(
     covariates: Sequence[str],
     baseline: str | None = None,
     trim: float | None = None,
+    no_baseline: str = "raise",
 ) -> PropensityWeights:
     """Propensity-score (odds) weights for control units on baseline characteristics (ATT).
 
@@ -274,6 +276,9 @@ def propensity_weights(
     control weights sum to the number of control units. Pass the result's ``weights`` to
     ``twfe(weights=...)``. Standard errors then treat the weights as fixed (as the AQC evaluations
     did); ``trim`` drops units with :math:`\\hat p` outside [trim, 1 − trim] (recorded: weight 0).
+    Units with no baseline rows (members who enrolled later) cannot be scored:
+    ``no_baseline="raise"`` (default) says how many; ``"drop"`` gives them weight 0, which
+    ``twfe`` then drops and records.
     """
     import statsmodels.api as sm
 
@@ -308,7 +313,15 @@ def propensity_weights(
         w[(p < trim) | (p > 1 - trim)] = 0.0
     ctrl = ~treated
     w[ctrl] *= ctrl.sum() / w[ctrl].sum()
+    check_option(no_baseline, "no_baseline", ("raise", "drop"), "propensity_weights")
     row_w = data[unit].map(w)
+    n_missing_units = 0
     if row_w.isna().any():
-        raise DataError(f"{int(row_w.isna().sum())} rows belong to units without baseline rows; they get no weight.")
-    return PropensityWeights(row_w.rename("ps_weight"), p, treated, covariates)
+        n_missing_units = int(data.loc[row_w.isna(), unit].nunique())
+        if no_baseline == "raise":
+            raise DataError(f"{n_missing_units} units ({int(row_w.isna().sum())} rows) have no baseline rows, so they "
+                            f"have no propensity score. Restrict to units observed at baseline, or pass "
+                            f"no_baseline='drop' to give them weight 0 (dropped and recorded by twfe).")
+        logger.info("%d units without baseline rows get weight 0", n_missing_units)
+        row_w = row_w.fillna(0.0)
+    return PropensityWeights(row_w.rename("ps_weight"), p, treated, covariates, n_missing_units)

@@ -191,11 +191,11 @@ def event_study(
                f"Use a heterogeneity-robust estimator (Sun-Abraham / Callaway-Sant'Anna) for staggered designs.")
         warnings.warn(msg, StaggeredTimingWarning, stacklevel=2)
         notes.append(msg)
-    fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
+    fit, info, X = fit_absorbed(vp.y, X, names, fe, vp.weights, n_protected=len(times))
     dtreat = (treated & (e >= 0))[keep].astype(float) if not keep.all() else (treated & (e >= 0)).astype(float)
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, dtreat, tuple(range(len(times))))
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
-    table["event_time"] = pd.array(times + [None] * len(vp.covariate_names), dtype="Int64")
+    table["event_time"] = pd.array(times + [None] * (fit.k - len(times)), dtype="Int64")
     conv = build_conventions("TWFE event study (OLS" + (", weighted)" if weights else ")"), vr, level=level, weights=weights,
                              fe=fe, absorb_info=info, reference_period=f"event time {reference} (omitted)", seed=seed,
                              notes=tuple(notes))

@@ -142,12 +142,12 @@ def twfe(
         Xc, cnames = _baseline_covariates(vp, "unit" in fixed_effects or unit in fixed_effects)
     X = np.column_stack([D, Xc]) if Xc.shape[1] else D
     names = tuple(dnames) + tuple(cnames)
-    fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
+    fit, info, X = fit_absorbed(vp.y, X, names, fe, vp.weights, n_protected=D.shape[1])
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])), vp.unit, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     notes = []
     if check_bad_controls and not freeze_covariates and vp.X.shape[1]:
-        notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], len(cnames))
+        notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], fit.k - D.shape[1])
     if freeze_covariates:
         notes.append("Covariates frozen at each unit's first observed period (baseline).")
     cohorts_first = _n_entry_times(vp)
@@ -273,7 +273,7 @@ def did_2x2(
     from ..inference.absorb import FixedEffects
 
     fe = FixedEffects((vp.group.astype(np.int64), vp.time), (group, time))
-    fit, info = fit_absorbed(vp.y, X, names, fe, vp.weights)
+    fit, info, X = fit_absorbed(vp.y, X, names, fe, vp.weights, n_protected=1)
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, d, (0,))
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     conv = build_conventions("2x2 DiD on repeated cross-sections (OLS" + (", weighted)" if weights else ")"), vr,

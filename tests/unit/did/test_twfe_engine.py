@@ -136,17 +136,37 @@ def test_by_cohort_splits_the_effect():
 
 def test_treatment_collinear_with_fixed_effects_is_a_clear_error():
     df = _panel(6)
-    df["always"] = (df["unit"].str[-1].astype(int) % 2).astype(int)  # constant within unit
-    df["g"] = df["always"]
-    with pytest.raises(EstimationError, match="collinear with the fixed effects"):
-        ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["g"])
+    df["d_time"] = (df["t"] >= 2003).astype(int)  # every unit switches on in the same period
+    with pytest.raises(ek.DataError, match="collinear with time"):
+        ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d_time")
+    # a fixed effect that absorbs the treatment: caught at estimation, not a LinAlgError
+    df["cell"] = df["d"]
+    with pytest.raises(EstimationError, match="'d' is collinear with the fixed effects"):
+        ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", fixed_effects=("unit", "time", "cell"))
+    df["x2"] = 2 * df["x"]
+    with pytest.raises(EstimationError, match="collinear after absorbing"):
+        ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["x", "x2"])
 
 
-def test_constant_covariate_is_a_clear_error():
+def test_covariate_absorbed_by_unit_effects_is_dropped_with_a_warning():
+    from evalkit.errors import CollinearityWarning
+
+    df = _panel(6)
+    df["female"] = (df["unit"].str[-1].astype(int) % 2).astype(int)  # constant within unit
+    with pytest.warns(CollinearityWarning, match=r"\['female'\].*removed"):
+        res = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["x", "female"])
+    assert res.to_frame()["term"].tolist() == ["d", "x"]
+    ref = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["x"])
+    assert res.estimate == pytest.approx(ref.estimate, rel=1e-12)
+    assert res.std_error == pytest.approx(ref.std_error, rel=1e-12)
+
+
+def test_all_treated_or_no_variation_is_a_clear_error():
     df = _panel(7)
-    df["c"] = 1.0
-    with pytest.raises(EstimationError, match="no variation"):
-        ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["c"])
+    with pytest.raises(ek.DataError, match="no untreated observations"):
+        ek.did.twfe(df.assign(d=1), outcome="y", unit="unit", time="t", treatment="d")
+    with pytest.raises(ek.DataError, match="no treated observations"):
+        ek.did.twfe(df.assign(d=0), outcome="y", unit="unit", time="t", treatment="d")
 
 
 def test_bad_vcov_name():
