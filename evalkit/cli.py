@@ -1,0 +1,205 @@
+"""The ``evalkit`` command line: ``demo``, ``run SPEC``, ``validate DATA --spec SPEC``.
+
+Exit codes: 0 success; 1 ``validate`` found data that break the contract; 2 a user error (bad
+spec, missing file, invalid data or options), reported as one line on stderr without a
+traceback. Progress messages go to stderr (``--quiet`` silences them); results to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ._version import __version__
+from .errors import EvalkitError
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_DEMO_OUT = Path("reports") / "demo"
+DEMO_SEED = 20240101
+DEMO_MEMBERS = 20_000
+
+_DESCRIPTION = """\
+evalkit: evaluate health-care payment programs (difference-in-differences and related designs).
+
+commands:
+  demo       simulate AQC-style claims, run the DiD evaluation, write an HTML report
+  run        build a report from a YAML/TOML spec
+  validate   check a data file against the data contract of a spec (no estimation)
+
+Every report folder holds index.html, results.json, results.csv (every estimate; identical
+across re-runs of the same spec on the same data), spec.yaml and manifest.json (data hash,
+package versions, seeds, timestamp).
+"""
+
+_EPILOG = """\
+examples:
+  evalkit demo                                  # writes reports/demo/
+  evalkit demo --out /tmp/aqc --members 5000    # a smaller, faster demo elsewhere
+  evalkit run reports/demo/spec.yaml --out /tmp/rerun
+  evalkit validate claims.csv --spec myspec.yaml
+
+exit codes: 0 ok; 1 the data break the contract (validate); 2 user error (bad spec, file, options).
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="evalkit", description=_DESCRIPTION, epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"evalkit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser(
+        "demo", help="simulate AQC-style claims and write the example evaluation report",
+        description="Simulate an AQC-shaped member-quarter claims panel (evalkit.datasets.simulate_aqc), check the data "
+                    "contract, estimate TWFE DiD effects on spending (organisation and quarter fixed effects, CR1 clustered "
+                    "by organisation, adjusted for age, sex and risk score; plus wild cluster bootstrap, percent effect, "
+                    "price vs utilization, by entry cohort, event study) and on four quality measures (linear probability "
+                    "models in percentage points among eligible members), and write an HTML report with figures.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--out", metavar="DIR", type=Path, default=DEFAULT_DEMO_OUT,
+                   help=f"output folder (default: {DEFAULT_DEMO_OUT}/, the checked-in example; use another folder for experiments)")
+    d.add_argument("--seed", metavar="N", type=_nonneg_int, default=DEMO_SEED, help=f"simulation seed (default: {DEMO_SEED})")
+    d.add_argument("--members", metavar="N", type=_positive_int, default=DEMO_MEMBERS,
+                   help=f"simulated members (default: {DEMO_MEMBERS:,}; about 21 member-quarters each)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    d.set_defaults(func=_cmd_demo)
+
+    r = sub.add_parser("run", help="build a report from a YAML/TOML spec",
+                       description="Build a report from a declarative spec (YAML read with yaml.safe_load, or TOML): data "
+                                   "source, column roles, designs with options, figures, output names. See "
+                                   "evalkit.report.build for the format; reports/demo/spec.yaml is a complete example.")
+    r.add_argument("spec", metavar="SPEC", type=Path, help="spec file (.yaml, .yml or .toml)")
+    r.add_argument("--out", metavar="DIR", type=Path, default=None, help="output folder (default: reports/<spec name>/)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="check a data file against a spec's data contract (no estimation)",
+                       description="Check DATA (CSV or Parquet) against the data contract for every design of SPEC: column "
+                                   "roles, types, missing values, duplicate unit-periods, absorbing treatment, pre-periods, "
+                                   "untreated units, clusters. Lists every problem; exit 1 if any design fails.")
+    v.add_argument("data", metavar="DATA", type=Path, help="data file (.csv or .parquet); replaces the spec's data source")
+    v.add_argument("--spec", metavar="SPEC", type=Path, required=True, help="spec file naming the column roles and designs")
+    v.set_defaults(func=_cmd_validate)
+    return p
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _report_done(rep, t0: float) -> int:
+    print(f"Report written to {rep.out_dir}/ in {time.perf_counter() - t0:.1f} s:")
+    for kind, path in rep.files.items():
+        print(f"  {kind:<9} {path}")
+    n_warn = sum(len(d["warnings"]) for d in rep.results["designs"])
+    if n_warn:
+        print(f"  ({n_warn} warning(s) recorded in the report's design sections)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .report import build_report, demo_spec
+
+    t0 = time.perf_counter()
+    spec = demo_spec(seed=args.seed, n_members=args.members)
+    rep = build_report(spec, args.out, progress=_progress(args.quiet))
+    return _report_done(rep, t0)
+
+
+def _cmd_run(args) -> int:
+    from .report import build_report
+
+    t0 = time.perf_counter()
+    out = args.out if args.out is not None else Path("reports") / args.spec.stem
+    rep = build_report(args.spec, out, progress=_progress(args.quiet))
+    return _report_done(rep, t0)
+
+
+def _cmd_validate(args) -> int:
+    from .report.build import load_data, load_spec, normalize_spec, validate_data
+
+    raw, spec_dir = load_spec(args.spec)
+    spec = normalize_spec(raw)
+    loaded = load_data(spec["data"], spec_dir, path_override=args.data)
+    checks = validate_data(loaded.frame, spec)
+    n_bad = 0
+    print(f"{args.data}: {loaded.source['n_rows']:,} rows, {loaded.source['n_columns']} columns")
+    for c in checks:
+        if c.ok:
+            print(f"  ok     {c.design}: {c.message}")
+            for w in c.warnings:
+                print(f"         warning: {' '.join(w.split())}")
+        else:
+            n_bad += 1
+            print(f"  ERROR  {c.design}: {c.message}")
+    if n_bad:
+        print(f"{n_bad} of {len(checks)} design(s) fail the data contract.", file=sys.stderr)
+        return 1
+    print(f"All {len(checks)} design(s) pass the data contract.")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)) and exc.filename and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename!r}"
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``evalkit`` console script and of ``python -m evalkit``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="evalkit: %(levelname)s: %(message)s")
+    try:
+        import yaml
+
+        yaml_error: type[BaseException] = yaml.YAMLError
+    except ModuleNotFoundError:  # pragma: no cover - PyYAML is a core dependency
+        yaml_error = EvalkitError
+    try:
+        return int(args.func(args))
+    except (EvalkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, yaml_error) as exc:
+        print(f"evalkit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1271 @@
+"""Reproducible reports from a declarative spec: data -> data contract -> designs -> HTML + results.
+
+A spec is a YAML (or TOML) file or the same as a Python dict::
+
+    title: AQC evaluation
+    data:
+      dataset: simulate_aqc          # or mpdta; or path: claims.csv / claims.parquet
+      params: {seed: 1, n_members: 20000}
+    columns:                         # roles shared by every design (a design may override them)
+      unit: member_id
+      time: quarter
+      treatment: aqc
+      cohort: entry_quarter
+      cluster: org_id
+      covariates: [age, female, risk_score]
+      group: contract
+    designs:
+      - name: spending
+        design: twfe                 # a name in DESIGNS (twfe, event_study, did_2x2)
+        outcome: spending
+        label: Total spending ($ per member-quarter)
+        options: {fixed_effects: [org_id, quarter], vcov: CR1}
+        also_vcov: [wild]            # other inference on the same fit
+      - name: hba1c
+        design: twfe
+        outcome: hba1c_test
+        scale: 100                   # probability -> percentage points (a linear probability model)
+        units: percentage points
+        subset: nonmissing           # eligible members only (rows excluded are counted)
+    figures:
+      - {type: group_means, outcome: spending, group: entry_year}
+      - {type: coefficients, designs: [hba1c]}
+    outputs: {html: index.html, json: results.json, csv: results.csv, manifest: manifest.json}
+
+:func:`build_report` writes a self-contained HTML report (figures inline, every user string
+escaped), ``results.json`` and ``results.csv`` (every estimate; byte-identical when the same spec
+runs on the same data), the normalised ``spec.yaml`` (re-run it with ``evalkit run``) and
+``manifest.json`` (data hash, versions, spec, seeds and the only timestamp).
+
+Security: specs are read with ``yaml.safe_load`` (tags that build Python objects are rejected),
+nothing from the inputs is unpickled or evaluated, output names cannot leave ``out_dir``, and the
+HTML template autoescapes every value.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as _dt
+import hashlib
+import inspect
+import io
+import json
+import logging
+import math
+import platform
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._version import __version__
+from ..errors import DataError, EvalkitError, SpecificationError
+
+__all__ = [
+    "build_report",
+    "load_spec",
+    "normalize_spec",
+    "load_data",
+    "validate_data",
+    "demo_spec",
+    "register_design",
+    "DESIGNS",
+    "DesignSpec",
+    "ReportResult",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the results.json layout.
+RESULTS_FORMAT = 1
+#: Significant digits written to results.json/csv (well beyond any reported precision; guards
+#: the files against last-bit differences in threaded BLAS reductions).
+_DIGITS = 12
+
+_TOP_KEYS = ("title", "description", "data", "columns", "designs", "figures", "outputs", "seed")
+_DATA_KEYS = ("dataset", "params", "path", "periods")
+_ROLE_KEYS = ("unit", "time", "treatment", "cohort", "group", "post", "cluster", "weights", "covariates")
+_DESIGN_KEYS = ("name", "design", "outcome", "label", "units", "scale", "subset", "options", "also_vcov", "relative",
+                "columns")
+_RELATIVE = ("pre_mean", "counterfactual_mean")
+_FIGURE_KEYS = {
+    "group_means": ("type", "title", "outcome", "time", "group", "entry", "ylabel", "caption"),
+    "coefficients": ("type", "title", "designs", "terms", "xlabel", "caption"),
+    "event_study": ("type", "title", "design", "ylabel", "caption"),
+}
+_OUTPUT_KEYS = ("html", "json", "csv", "manifest", "spec")
+_DEFAULT_OUTPUTS = {"html": "index.html", "json": "results.json", "csv": "results.csv",
+                    "manifest": "manifest.json", "spec": "spec.yaml"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+_DATASETS = ("simulate_aqc", "mpdta")
+_VERSIONED = ("numpy", "pandas", "scipy", "statsmodels", "linearmodels", "matplotlib", "jinja2", "PyYAML")
+
+
+# ----------------------------------------------------------------------------------------------
+# design registry
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """A design the report can run.
+
+    Attributes
+    ----------
+    name : str
+        Key used in specs (``design: twfe``).
+    func : callable
+        The estimator, called as ``func(data, outcome=..., <roles>, **options)`` and returning a
+        result with ``to_frame()``, ``conventions`` and ``sample`` (an ``EffectResult``).
+    roles : tuple of str
+        Column roles (from ``columns``) passed as keyword arguments when set.
+    required : tuple of str
+        Roles that must be set.
+    contract : callable
+        ``contract(roles) -> dict`` of :func:`evalkit.data.validate_panel` arguments (without
+        ``data``/``outcome``): the data-contract check of ``evalkit validate``.
+    title : str
+        Human-readable name for the report.
+    options : tuple of str
+        Allowed keys of the design's ``options:`` in a spec.
+    """
+
+    name: str
+    func: Callable[..., Any]
+    roles: tuple[str, ...]
+    required: tuple[str, ...]
+    contract: Callable[[dict], dict]
+    title: str
+    options: tuple[str, ...] = ()
+
+
+#: Registered designs by name. Add one with :func:`register_design`.
+DESIGNS: dict[str, DesignSpec] = {}
+
+
+def register_design(name: str, func: Callable[..., Any], *, roles: tuple[str, ...], required: tuple[str, ...],
+                    contract: Callable[[dict], dict], title: str, options: tuple[str, ...] | None = None) -> DesignSpec:
+    """Make a design available to specs as ``design: <name>`` (replaces an existing entry).
+
+    ``options`` defaults to the keyword-only parameters of ``func`` other than ``outcome`` and
+    the roles.
+    """
+    if not _NAME_RE.match(name):
+        raise SpecificationError(f"Design name {name!r} must be letters, digits, '_', '.', '-'.")
+    if options is None:
+        params = inspect.signature(func).parameters
+        reserved = {"data", "outcome"} | set(roles)
+        options = tuple(p for p in params if p not in reserved and params[p].kind == inspect.Parameter.KEYWORD_ONLY)
+    spec = DesignSpec(name, func, tuple(roles), tuple(required), contract, title, tuple(options))
+    DESIGNS[name] = spec
+    return spec
+
+
+def _panel_contract(treatment_role: str) -> Callable[[dict], dict]:
+    def contract(r: dict) -> dict:
+        out = {"unit": r.get("unit"), "time": r.get("time"), "cluster": r.get("cluster") or r.get("unit"),
+               "weights": r.get("weights"), "covariates": r.get("covariates") or ()}
+        out[treatment_role] = r.get(treatment_role)
+        return out
+
+    return contract
+
+
+def _price_utilization(data: pd.DataFrame, *, outcome: str, standardized: str, **kwargs):
+    from ..did import price_utilization
+
+    return price_utilization(data, actual=outcome, standardized=standardized, **kwargs)
+
+
+_PANEL_ROLES = ("unit", "time", "treatment", "cluster", "weights", "covariates")
+
+
+def _register_builtin_designs() -> None:
+    from .. import did
+
+    register_design("twfe", did.twfe, roles=_PANEL_ROLES, required=("unit", "time", "treatment"),
+                    contract=_panel_contract("treatment"), title="Two-way fixed-effects DiD")
+    if hasattr(did, "event_study"):
+        register_design("event_study", did.event_study,
+                        roles=("unit", "time", "cohort", "cluster", "weights", "covariates"),
+                        required=("unit", "time", "cohort"), contract=_panel_contract("cohort"),
+                        title="Event study (TWFE leads and lags)")
+    if hasattr(did, "price_utilization"):
+        register_design("price_utilization", _price_utilization, roles=_PANEL_ROLES, required=("unit", "time", "treatment"),
+                        contract=_panel_contract("treatment"),
+                        title="Price vs utilization decomposition (TWFE on actual and price-standardised spending)",
+                        options=("standardized", "fixed_effects", "ssc", "level", "dropna"))
+    if hasattr(did, "did_2x2"):
+        register_design("did_2x2", did.did_2x2, roles=("group", "time", "post", "cluster", "weights", "covariates"),
+                        required=("group", "time"),
+                        contract=lambda r: {"time": r.get("time"), "group": r.get("group"), "cluster": r.get("cluster"),
+                                            "weights": r.get("weights"),
+                                            "covariates": list(r.get("covariates") or ()) + ([r["post"]] if r.get("post") else [])},
+                        title="2x2 DiD (repeated cross-sections)")
+
+
+_register_builtin_designs()
+
+
+# ----------------------------------------------------------------------------------------------
+# spec loading and normalisation
+
+
+def _yaml_error(path: str, exc: Exception) -> SpecificationError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "python/" in str(exc) or "!!python" in str(exc) or "constructor for the tag" in str(exc):
+        tag = re.search(r"tag '([^']+)'", str(exc))
+        what = f"tag {tag.group(1)!r}" if tag else "a YAML tag"
+        return SpecificationError(
+            f"Spec {path}{where}: {what} is not allowed. Specs are plain data (mappings, lists, strings, numbers) "
+            f"read with yaml.safe_load; tags that construct Python objects are rejected. Remove the tag."
+        )
+    return SpecificationError(f"Spec {path}{where}: invalid YAML: {problem}.")
+
+
+def load_spec(spec: Mapping | str | Path) -> tuple[dict, Path | None]:
+    """Read a spec (dict, YAML or TOML file) into a plain dict; returns ``(spec, spec_dir)``.
+
+    YAML is parsed with ``yaml.safe_load`` only. Relative data paths in a spec file are relative
+    to the file's folder (``spec_dir``); in a dict, to the working directory (``spec_dir=None``).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    SpecificationError
+        The file is not valid YAML/TOML, uses a Python tag, or is not a mapping.
+    """
+    if isinstance(spec, Mapping):
+        return copy.deepcopy(dict(spec)), None
+    if not isinstance(spec, (str, Path)):
+        raise SpecificationError(f"A spec must be a dict or the path of a YAML/TOML file. Got {type(spec).__name__}.")
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"Spec file not found: {str(path)!r}.")
+    if path.is_dir():
+        raise SpecificationError(f"Spec {str(path)!r} is a directory; give the YAML/TOML file.")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ModuleNotFoundError:
+                raise SpecificationError("TOML specs need Python >= 3.11 (or `pip install tomli`); or write the spec in YAML.") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecificationError(f"Spec {str(path)!r}: invalid TOML: {exc}.") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(repr(str(path)), exc) from None
+    if not isinstance(data, dict):
+        raise SpecificationError(f"Spec {str(path)!r} must be a mapping (keys such as data:, columns:, designs:). Got {type(data).__name__}.")
+    return data, path.resolve().parent
+
+
+def _check_keys(d: Any, allowed, where: str) -> dict:
+    if not isinstance(d, Mapping):
+        raise SpecificationError(f"Spec {where} must be a mapping. Got {type(d).__name__}: {d!r}.")
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise SpecificationError(f"Spec {where}: unknown key(s) {unknown}. Allowed: {list(allowed)}.")
+    return dict(d)
+
+
+def _check_str(v: Any, where: str, *, allow_none: bool = False) -> str | None:
+    if v is None and allow_none:
+        return None
+    if not isinstance(v, str) or not v:
+        raise SpecificationError(f"Spec {where} must be a non-empty string. Got {v!r}.")
+    return v
+
+
+def _roles(d: Any, where: str) -> dict:
+    d = _check_keys(d or {}, _ROLE_KEYS, where)
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if k == "covariates":
+            if isinstance(v, str):
+                v = [v]
+            if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+                raise SpecificationError(f"Spec {where}.covariates must be a list of column names. Got {v!r}.")
+            out[k] = list(v)
+        elif k == "cluster" and isinstance(v, list):
+            if not all(isinstance(c, str) for c in v):
+                raise SpecificationError(f"Spec {where}.cluster must be a column name or a list of names. Got {v!r}.")
+            out[k] = list(v)
+        else:
+            out[k] = _check_str(v, f"{where}.{k}")
+    return out
+
+
+def normalize_spec(spec: Mapping) -> dict:
+    """Check a spec and fill in defaults; returns a new plain dict (the form saved in the manifest).
+
+    Raises :class:`~evalkit.SpecificationError` naming the offending key, with the allowed values.
+    """
+    s = _check_keys(spec, _TOP_KEYS, "(top level)")
+    out: dict[str, Any] = {}
+    out["title"] = _check_str(s.get("title", "evalkit report"), "title")
+    out["description"] = _check_str(s.get("description"), "description", allow_none=True)
+    seed = s.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise SpecificationError(f"Spec seed must be a non-negative integer. Got {seed!r}.")
+    out["seed"] = seed
+
+    if "data" not in s:
+        raise SpecificationError("Spec needs a data: section (dataset: simulate_aqc | mpdta, or path: file.csv).")
+    data = _check_keys(s["data"], _DATA_KEYS, "data")
+    if ("dataset" in data) == ("path" in data):
+        raise SpecificationError("Spec data: give exactly one of dataset: (simulate_aqc, mpdta) or path: (CSV/Parquet file).")
+    dn: dict[str, Any] = {}
+    if "dataset" in data:
+        if data["dataset"] not in _DATASETS:
+            raise SpecificationError(f"Spec data.dataset must be one of {list(_DATASETS)}. Got {data['dataset']!r}.")
+        dn["dataset"] = data["dataset"]
+        params = _check_keys(data.get("params") or {}, _dataset_params(data["dataset"]), "data.params")
+        if seed is not None and "seed" in _dataset_params(data["dataset"]) and "seed" not in params:
+            params["seed"] = seed
+        dn["params"] = params
+    else:
+        p = _check_str(data["path"], "data.path")
+        if Path(p).suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise SpecificationError(f"Spec data.path must be a .csv or .parquet file. Got {p!r}.")
+        dn["path"] = p
+        if "params" in data:
+            raise SpecificationError("Spec data.params applies to built-in datasets only; remove it for a file.")
+    periods = data.get("periods") or {}
+    if not isinstance(periods, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in periods.items()):
+        raise SpecificationError(f"Spec data.periods must map column names to a period frequency (e.g. {{quarter: Q}}). Got {periods!r}.")
+    if periods:
+        dn["periods"] = dict(periods)
+    out["data"] = dn
+
+    out["columns"] = _roles(s.get("columns"), "columns")
+
+    designs = s.get("designs")
+    if not isinstance(designs, list) or not designs:
+        raise SpecificationError(f"Spec designs: must be a non-empty list of designs (each with name, design, outcome). Available designs: {sorted(DESIGNS)}.")
+    names: set[str] = set()
+    out["designs"] = []
+    for i, d in enumerate(designs):
+        where = f"designs[{i}]"
+        d = _check_keys(d, _DESIGN_KEYS, where)
+        name = d.get("name") or f"design{i + 1}"
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise SpecificationError(f"Spec {where}.name must be letters, digits, '_', '.', '-' (at most 64). Got {name!r}.")
+        if name in names:
+            raise SpecificationError(f"Spec {where}.name {name!r} is used twice; design names must be unique.")
+        names.add(name)
+        where = f"designs[{i}] ({name})"
+        kind = d.get("design")
+        if kind not in DESIGNS:
+            raise SpecificationError(f"Spec {where}.design must be one of {sorted(DESIGNS)}. Got {kind!r}.")
+        scale = d.get("scale", 1)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale == 0:
+            raise SpecificationError(f"Spec {where}.scale must be a non-zero number (100 turns a probability into percentage points). Got {scale!r}.")
+        subset = d.get("subset")
+        if subset is not None and subset != "nonmissing":
+            if not isinstance(subset, Mapping) or not subset or not all(isinstance(k, str) for k in subset):
+                raise SpecificationError(f"Spec {where}.subset must be 'nonmissing' or a mapping {{column: value or [values]}}. Got {subset!r}.")
+            subset = {k: (list(v) if isinstance(v, list) else v) for k, v in subset.items()}
+        options = d.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise SpecificationError(f"Spec {where}.options must be a mapping. Got {options!r}.")
+        _check_options(kind, dict(options), where)
+        also = d.get("also_vcov") or []
+        if isinstance(also, str):
+            also = [also]
+        if not isinstance(also, list) or not all(isinstance(v, str) for v in also):
+            raise SpecificationError(f"Spec {where}.also_vcov must be a list of vcov names (e.g. [CR2, wild]). Got {also!r}.")
+        relative = d.get("relative")
+        if relative is not None and relative not in _RELATIVE:
+            raise SpecificationError(f"Spec {where}.relative must be one of {list(_RELATIVE)} (the denominator of the percent effect). Got {relative!r}.")
+        if relative is not None and kind != "twfe":
+            raise SpecificationError(f"Spec {where}.relative applies to design 'twfe' only.")
+        dd = {
+            "name": name,
+            "design": kind,
+            "outcome": _check_str(d.get("outcome"), f"{where}.outcome"),
+            "label": _check_str(d.get("label") or d.get("outcome"), f"{where}.label"),
+            "units": _check_str(d.get("units"), f"{where}.units", allow_none=True),
+            "scale": scale,
+            "subset": subset,
+            "options": dict(options),
+            "also_vcov": list(also),
+            "relative": relative,
+            "columns": _roles(d.get("columns"), f"{where}.columns"),
+        }
+        uses_seed = dd["options"].get("vcov") == "wild" or "wild" in dd["also_vcov"]
+        if seed is not None and uses_seed and "seed" in DESIGNS[kind].options and "seed" not in dd["options"]:
+            dd["options"]["seed"] = seed
+        roles = {**out["columns"], **dd["columns"]}
+        missing = [r for r in DESIGNS[kind].required if not roles.get(r)]
+        if missing:
+            raise SpecificationError(f"Spec {where}: design {kind!r} needs the column role(s) {missing}; set them under columns:.")
+        out["designs"].append(dd)
+
+    figures = s.get("figures")
+    out["figures"] = _default_figures(out) if figures is None else [_figure(f, i, out, names) for i, f in enumerate(figures or [])]
+    outputs = _check_keys(s.get("outputs") or {}, _OUTPUT_KEYS, "outputs")
+    on = dict(_DEFAULT_OUTPUTS)
+    for k, v in outputs.items():
+        on[k] = None if v in (None, False) else _safe_name(v, f"outputs.{k}")
+    for k in ("json", "csv", "manifest"):
+        if not on.get(k):
+            raise SpecificationError(f"Spec outputs.{k} cannot be switched off: every report carries its results and manifest.")
+    used = [v for v in on.values() if v]
+    if len(set(used)) != len(used):
+        raise SpecificationError(f"Spec outputs: two outputs share a file name: {used}.")
+    out["outputs"] = on
+    return out
+
+
+def _dataset_params(name: str) -> tuple[str, ...]:
+    if name == "simulate_aqc":
+        from ..data.synthetic import simulate_aqc
+
+        return tuple(inspect.signature(simulate_aqc).parameters)
+    return ()
+
+
+def _check_options(kind: str, options: dict, where: str) -> None:
+    allowed = list(DESIGNS[kind].options)
+    reserved = {"data", "outcome"} | set(DESIGNS[kind].roles)
+    bad = [k for k in options if k not in allowed]
+    if bad:
+        hint = " Column roles go under columns:." if any(k in reserved for k in bad) else ""
+        raise SpecificationError(f"Spec {where}.options: unknown option(s) {bad} for design {kind!r}. Allowed: {allowed}.{hint}")
+    for k, v in options.items():
+        if isinstance(v, list):
+            options[k] = list(v)
+
+
+def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
+    where = f"figures[{i}]"
+    if not isinstance(f, Mapping) or f.get("type") not in _FIGURE_KEYS:
+        raise SpecificationError(f"Spec {where} must be a mapping with type: one of {list(_FIGURE_KEYS)}. Got {f!r}.")
+    f = _check_keys(f, _FIGURE_KEYS[f["type"]], where)
+    for k in ("title", "caption", "ylabel", "xlabel", "outcome", "time", "group", "design"):
+        if k in f:
+            _check_str(f[k], f"{where}.{k}")
+    if f["type"] == "group_means":
+        if "outcome" not in f:
+            raise SpecificationError(f"Spec {where}: a group_means figure needs outcome:.")
+        f.setdefault("time", spec["columns"].get("time"))
+        f.setdefault("group", spec["columns"].get("group"))
+        if not f["time"] or not f["group"]:
+            raise SpecificationError(f"Spec {where}: a group_means figure needs time: and group: (or columns.time/columns.group).")
+        entry = f.get("entry")
+        if entry is not None and not isinstance(entry, (str, int, float, Mapping)):
+            raise SpecificationError(f"Spec {where}.entry must be a value or a mapping {{group: entry}}. Got {entry!r}.")
+        if isinstance(entry, Mapping):
+            f["entry"] = {k: v for k, v in entry.items()}
+    elif f["type"] == "coefficients":
+        ds = f.get("designs")
+        if isinstance(ds, str):
+            ds = [ds]
+        if not isinstance(ds, list) or not ds or any(d not in names for d in ds):
+            raise SpecificationError(f"Spec {where}.designs must list design names from designs:. Got {ds!r}; known: {sorted(names)}.")
+        f["designs"] = list(ds)
+        if "terms" in f and (not isinstance(f["terms"], list) or not all(isinstance(t, str) for t in f["terms"])):
+            raise SpecificationError(f"Spec {where}.terms must be a list of term names. Got {f['terms']!r}.")
+    else:
+        d = f.get("design")
+        kinds = {x["name"]: x["design"] for x in spec["designs"]}
+        if d not in kinds or kinds[d] != "event_study":
+            raise SpecificationError(f"Spec {where}.design must name an event_study design. Got {d!r}.")
+    return dict(f)
+
+
+def _default_figures(spec: dict) -> list[dict]:
+    figs: list[dict] = []
+    for d in spec["designs"]:
+        if d["design"] == "event_study":
+            figs.append({"type": "event_study", "design": d["name"], "title": d["label"]})
+    return figs
+
+
+def _safe_name(name: Any, where: str) -> str:
+    """An output file name that stays inside the output folder (no absolute paths, no '..')."""
+    if not isinstance(name, str) or not name.strip():
+        raise SpecificationError(f"Spec {where} must be a file name. Got {name!r}.")
+    if "\x00" in name or "\\" in name:
+        raise SpecificationError(f"Spec {where}: {name!r} contains a NUL or backslash; use a plain relative file name.")
+    p = Path(name)
+    if p.is_absolute() or name.startswith(("/", "~")) or ".." in p.parts or re.match(r"^[A-Za-z]:", name):
+        raise SpecificationError(
+            f"Spec {where}: {name!r} would write outside the output folder; use a relative name without '..' (e.g. 'index.html')."
+        )
+    return p.as_posix()
+
+
+def _inside(out_dir: Path, name: str) -> Path:
+    root = out_dir.resolve()
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise SpecificationError(f"Output {name!r} resolves outside the output folder {str(root)!r}.")
+    return target
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class LoadedData:
+    frame: pd.DataFrame
+    source: dict
+    truth: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _frame_sha256(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_data(data_spec: Mapping, spec_dir: Path | None = None, *, path_override: str | Path | None = None) -> LoadedData:
+    """Load the data a (normalised) spec names: a built-in dataset or a CSV/Parquet file.
+
+    ``path_override`` (``evalkit validate DATA``) replaces the spec's data source by a file.
+    Files are read with pandas' CSV/Parquet readers only (nothing is unpickled).
+    """
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        truth = None
+        if path_override is None and "dataset" in data_spec:
+            name = data_spec["dataset"]
+            if name == "simulate_aqc":
+                from ..data.synthetic import simulate_aqc
+
+                sim = simulate_aqc(**data_spec.get("params", {}))
+                df, truth = sim
+            else:
+                from ..data.datasets import load_mpdta
+
+                df = load_mpdta()
+            source = {"kind": "dataset", "name": name, "params": dict(data_spec.get("params", {}))}
+        else:
+            raw = Path(path_override) if path_override is not None else Path(data_spec["path"])
+            path = raw if raw.is_absolute() or spec_dir is None or path_override is not None else spec_dir / raw
+            if not path.exists():
+                raise FileNotFoundError(f"Data file not found: {str(path)!r}.")
+            suffix = path.suffix.lower()
+            if suffix == ".csv":
+                try:
+                    df = pd.read_csv(path)
+                except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+                    raise DataError(f"Data file {str(path)!r} could not be read as CSV: {str(exc).splitlines()[0]}") from None
+            elif suffix in (".parquet", ".pq"):
+                try:
+                    df = pd.read_parquet(path)
+                except ImportError:
+                    raise DataError("Reading Parquet needs pyarrow: `pip install pyarrow`, or convert the data to CSV.") from None
+            else:
+                raise DataError(f"Data file {str(path)!r} must be .csv or .parquet.")
+            source = {"kind": "file", "path": str(raw), "format": suffix.lstrip("."), "file_sha256": _file_sha256(path)}
+        for col, freq in (data_spec.get("periods") or {}).items():
+            if col not in df.columns:
+                raise DataError(f"data.periods: column {col!r} not found in data.")
+            if not isinstance(df[col].dtype, pd.PeriodDtype):
+                try:
+                    df[col] = pd.PeriodIndex(df[col].astype(str), freq=freq).to_numpy()
+                    df[col] = df[col].astype(pd.PeriodDtype(freq))
+                except (ValueError, TypeError) as exc:
+                    raise DataError(f"Column {col!r}: cannot parse as periods with frequency {freq!r} ({exc}). Use values like '2009Q1'.") from None
+    caught = [f"{w.category.__name__}: {w.message}" for w in rec]
+    source.update({"n_rows": int(len(df)), "n_columns": int(df.shape[1]), "frame_sha256": _frame_sha256(df)})
+    return LoadedData(df, source, truth, caught)
+
+
+# ----------------------------------------------------------------------------------------------
+# running designs
+
+
+def _design_roles(spec: dict, d: dict) -> dict:
+    return {**spec["columns"], **d["columns"]}
+
+
+def _prepare(data: pd.DataFrame, d: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The design's estimation frame: subset (counted) and the outcome rescaled."""
+    notes: list[str] = []
+    outcome = d["outcome"]
+    if outcome not in data.columns:
+        raise DataError(f"Column {outcome!r} (the outcome of design {d['name']!r}) not found in data.")
+    frame = data
+    sub = d.get("subset")
+    if sub == "nonmissing":
+        keep = data[outcome].notna().to_numpy()
+        n_out = int((~keep).sum())
+        if n_out:
+            frame = data.loc[keep]
+            notes.append(f"Subset: {n_out:,} of {len(data):,} rows with missing {outcome!r} excluded (not eligible for the measure); {int(keep.sum()):,} rows used.")
+    elif isinstance(sub, Mapping):
+        keep = np.ones(len(data), bool)
+        for col, val in sub.items():
+            if col not in data.columns:
+                raise DataError(f"Design {d['name']!r} subset: column {col!r} not found in data.")
+            vals = val if isinstance(val, list) else [val]
+            keep &= data[col].isin(vals).to_numpy()
+        frame = data.loc[keep]
+        notes.append(f"Subset {dict(sub)}: {int(keep.sum()):,} of {len(data):,} rows used ({int((~keep).sum()):,} excluded).")
+        if not keep.any():
+            raise DataError(f"Design {d['name']!r}: the subset {dict(sub)} selects no rows.")
+    if d["scale"] != 1:
+        y = frame[outcome]
+        if y.dtype == bool:
+            y = y.astype("float64")
+        frame = frame.assign(**{outcome: pd.to_numeric(y, errors="coerce") * d["scale"] if not pd.api.types.is_numeric_dtype(y) else y * d["scale"]})
+        notes.append(f"Outcome {outcome!r} multiplied by {d['scale']:g}" + (f" ({d['units']})." if d.get("units") else "."))
+    return frame, notes
+
+
+def _call_kwargs(spec: dict, d: dict) -> dict:
+    ds = DESIGNS[d["design"]]
+    roles = _design_roles(spec, d)
+    kw = {"outcome": d["outcome"]}
+    for r in ds.roles:
+        if roles.get(r):
+            kw[r] = roles[r]
+    kw.update(d["options"])
+    return kw
+
+
+def _warning_text(w) -> str:
+    return f"{w.category.__name__}: {w.message}"
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class DesignRun:
+    spec: dict
+    result: Any
+    variants: dict
+    notes: list[str]
+    warnings: list[str]
+    truth: dict | None = None
+    derived: dict = field(default_factory=dict)
+
+
+def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRun:
+    frame, notes = _prepare(data, d)
+    kw = _call_kwargs(spec, d)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        result = DESIGNS[d["design"]].func(frame, **kw)
+        variants = {}
+        for v in d["also_vcov"]:
+            if not hasattr(result, "with_vcov"):
+                raise SpecificationError(f"Design {d['name']!r}: also_vcov needs a result with with_vcov().")
+            vkw = {"seed": kw.get("seed")} if v == "wild" else {}
+            variants[v] = result.with_vcov(v, **vkw)
+        derived = {}
+        if d.get("relative"):
+            from ..did import relative_effect
+
+            derived["relative_effect"] = relative_effect(result, denominator=d["relative"])
+    warns = _dedupe([_warning_text(w) for w in rec])
+    for w in warns:
+        logger.info("design %s: %s", d["name"], w)
+    return DesignRun(d, result, variants, notes, warns, _truth_for(truth, d, result), derived)
+
+
+def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
+    """Planted truth of the estimand, by term (simulated data only)."""
+    if truth is None:
+        return None
+    outcome, scale = d["outcome"], d["scale"]
+    try:
+        frame = result.to_frame()
+        out: dict[str, float] = {}
+        if d["design"] == "price_utilization":
+            std = d["options"].get("standardized")
+            tot, util = float(truth.att(outcome)), float(truth.att(std))
+            out = {"total": tot * scale, "utilization": util * scale, "price": (tot - util) * scale,
+                   "utilization_share": util / tot, "price_share": 1 - util / tot}
+            desc = (f"planted effects over treated member-quarters: total on {outcome!r}, utilization on {std!r}, "
+                    f"price = total - utilization")
+        elif "event_time" in frame.columns:
+            by_e = truth.att_by_event_time(outcome, unit="quarter")
+            for term, e in zip(frame["term"], frame["event_time"]):
+                if pd.notna(e) and not str(term).startswith(("e<=", "e>=")) and int(e) in by_e.index:
+                    out[str(term)] = float(by_e.loc[int(e)]) * scale
+            desc = "mean planted effect over contracting members' rows at each event time (quarters)"
+        else:
+            by = d["options"].get("by")
+            if by == "entry_year":
+                by_c = truth.att_by_cohort(outcome)
+                tname = frame["term"].iloc[0].split("[")[0]
+                for g, v in by_c.items():
+                    out[f"{tname}[entry_year={g}]"] = float(v) * scale
+                desc = "mean planted effect over each cohort's treated member-quarters"
+            elif by:
+                return None
+            else:
+                out[str(frame["term"].iloc[0])] = float(truth.att(outcome)) * scale
+                desc = "mean planted effect over treated member-quarters (ATT)"
+        out = {k: v for k, v in out.items() if k in set(frame["term"])}
+        return {"description": desc, "terms": out} if out else None
+    except (KeyError, ValueError, AttributeError, EvalkitError) as exc:  # outcome without a planted effect
+        logger.debug("no truth for %s: %s", d["name"], exc)
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# data contract (evalkit validate)
+
+
+@dataclass
+class ContractCheck:
+    design: str
+    ok: bool
+    message: str
+    summary: dict
+    warnings: list[str]
+
+
+def validate_data(data: pd.DataFrame, spec: dict) -> list[ContractCheck]:
+    """Check the data contract for every design of a normalised spec; never raises on bad data.
+
+    Returns one :class:`ContractCheck` per design (``ok``, the error message or a one-line
+    summary, warnings).
+    """
+    from ..data.schema import validate_panel
+
+    checks = []
+    for d in spec["designs"]:
+        roles = _design_roles(spec, d)
+        try:
+            kw = DESIGNS[d["design"]].contract(roles)
+            kw = {k: v for k, v in kw.items() if v not in (None, (), [])}
+            _all_columns_present(data, d, kw)
+            frame, _ = _prepare(data, d)
+            for k in ("dropna", "drop_singletons"):
+                if k in d["options"]:
+                    kw[k] = d["options"][k]
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                vp = validate_panel(frame, outcome=d["outcome"], **kw)
+            summ = {"n_obs": vp.nobs, "n_input_rows": vp.n_input_rows, "n_units": vp.n_units, "n_periods": vp.n_periods,
+                    "balanced": vp.is_balanced if vp.unit is not None else None}
+            if vp.cluster is not None:
+                c = vp.cluster[:, 0]
+                summ["cluster"] = vp.cluster_names[0]
+                summ["n_clusters"] = int(c.max()) + 1
+                treated = vp.treatment if vp.treatment is not None else (np.isfinite(vp.cohort).astype(float) if vp.cohort is not None else None)
+                if treated is not None:
+                    summ["n_treated_clusters"] = int(len(np.unique(c[treated > 0])))
+            summ["dropped"] = [str(r) for r in vp.dropped]
+            parts = [f"{vp.nobs:,} rows"]
+            if vp.unit is not None:
+                parts.append(f"{vp.n_units:,} units ({'balanced' if vp.is_balanced else 'unbalanced'})")
+            parts.append(f"{vp.n_periods} periods")
+            if "n_clusters" in summ:
+                parts.append(f"{summ['n_clusters']} clusters in {summ['cluster']!r}"
+                             + (f" ({summ['n_treated_clusters']} treated)" if "n_treated_clusters" in summ else ""))
+            checks.append(ContractCheck(d["name"], True, ", ".join(parts), summ, _dedupe([_warning_text(w) for w in rec])))
+        except EvalkitError as exc:
+            checks.append(ContractCheck(d["name"], False, " ".join(str(exc).split()), {}, []))
+    return checks
+
+
+def _all_columns_present(data: pd.DataFrame, d: dict, roles: dict) -> None:
+    """Raise one DataError listing every column of the design missing from the data."""
+    wanted = [("outcome", d["outcome"])]
+    for role, v in roles.items():
+        for c in ([v] if isinstance(v, str) else list(v)):
+            wanted.append((role, c))
+    if isinstance(d.get("subset"), Mapping):
+        wanted += [("subset", c) for c in d["subset"]]
+    missing = [(r, c) for r, c in wanted if c not in data.columns]
+    if missing:
+        listed = ", ".join(f"{c!r} (the {r})" for r, c in dict.fromkeys(missing))
+        raise DataError(f"Column(s) not found in data: {listed}. Available columns: {[str(c) for c in data.columns][:30]}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# serialisation
+
+
+def _clean(x: Any) -> Any:
+    """JSON-ready, deterministic value: floats to 12 significant digits, NaN/inf to null."""
+    if isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if not math.isfinite(x):
+            return None
+        return float(f"{x:.{_DIGITS}g}")
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
+    if isinstance(x, (str,)):
+        return x
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    return str(x)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    rows = []
+    for rec in frame.to_dict("records"):
+        rows.append({k: _clean(v) for k, v in rec.items()})
+    return rows
+
+
+def _effect_mask(result: Any) -> np.ndarray:
+    frame = result.table if hasattr(result, "table") else result.to_frame()
+    ctx = result.extra.get("_context") if isinstance(getattr(result, "extra", None), dict) else None
+    idx = getattr(ctx, "effect_terms", None)
+    if ctx is None or idx is None:  # derived results (decompositions): every row is an effect
+        return np.ones(len(frame), bool)
+    m = np.zeros(len(frame), bool)
+    m[list(idx)] = True
+    return m
+
+
+def _design_record(run: DesignRun) -> dict:
+    r = run.result
+    d = run.spec
+    frame = r.to_frame()
+    eff = _effect_mask(r)
+    frame.insert(1, "effect", eff)
+    rec = {
+        "name": d["name"],
+        "design": d["design"],
+        "label": d["label"],
+        "outcome": d["outcome"],
+        "units": d["units"],
+        "scale": d["scale"],
+        "estimates": _records(frame),
+        "conventions": _clean(r.conventions.as_dict()),
+        "sample": _clean(r.sample.as_dict()),
+        "notes": run.notes,
+        "warnings": run.warnings,
+        "variants": [
+            {"vcov": k, "estimates": _records(v.to_frame().loc[eff]), "conventions": _clean(v.conventions.as_dict())}
+            for k, v in run.variants.items()
+        ],
+    }
+    rec["derived"] = [
+        {"name": k, "estimator": v.conventions.estimator, "estimates": _records(v.to_frame()),
+         "notes": list(v.conventions.notes)}
+        for k, v in run.derived.items()
+    ]
+    if hasattr(r, "pretrend_test"):
+        rec["pretrend_test"] = _clean(r.pretrend_test)
+    if run.truth:
+        rec["truth"] = _clean(run.truth)
+    return rec
+
+
+_CSV_COLUMNS = ["design", "label", "outcome", "units", "block", "vcov", "term", "effect", "event_time", "estimate", "std_error",
+                "statistic", "p_value", "conf_low", "conf_high", "df", "nobs", "n_clusters", "truth"]
+
+
+def _csv_rows(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        base = {"design": rec["name"], "label": rec["label"], "outcome": rec["outcome"], "units": rec["units"],
+                "nobs": rec["sample"]["n_obs"],
+                "n_clusters": (rec["conventions"]["n_clusters"] or [None])[0]}
+        truth = (rec.get("truth") or {}).get("terms", {})
+        vc = rec["conventions"]["vcov_type"]
+        blocks = ([("estimates", vc, rec["estimates"])] + [("also_vcov", v["vcov"], v["estimates"]) for v in rec["variants"]]
+                  + [(x["name"], vc, x["estimates"]) for x in rec["derived"]])
+        for block, vcov, ests in blocks:
+            for e in ests:
+                rows.append({**base, "block": block, "vcov": vcov, **{k: e.get(k) for k in _CSV_COLUMNS if k in e},
+                             "effect": e.get("effect", True),
+                             "truth": truth.get(e["term"]) if block != "relative_effect" else None})
+    return pd.DataFrame(rows, columns=_CSV_COLUMNS)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+
+
+def _versions() -> dict:
+    out = {"evalkit": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _sha256_bytes(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# figures
+
+
+def _figure_uri(fig) -> str:
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    with mpl.rc_context({"svg.hashsalt": "evalkit", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _make_figure(f: dict, data: pd.DataFrame, runs: dict[str, DesignRun], spec: dict) -> dict:
+    from .. import plots
+
+    kind = f["type"]
+    if kind == "group_means":
+        for role in ("outcome", "time", "group"):
+            if f[role] not in data.columns:
+                raise DataError(f"Figure {f.get('title') or kind!r}: column {f[role]!r} (the {role}) not found in data.")
+        entry = f.get("entry")
+        if isinstance(entry, Mapping):
+            entry = {_coerce_like(k, data[f["group"]]): v for k, v in entry.items()}
+        ax = plots.plot_group_means(data, f["outcome"], f["time"], f["group"], entry=entry, title=f.get("title"),
+                                    ylabel=f.get("ylabel"))
+        caption = f.get("caption") or (f"Mean {f['outcome']} by {f['time']} for each value of {f['group']} (rows present "
+                                       f"in each period; unadjusted). Parallel pre-entry trends support the DiD design.")
+    elif kind == "coefficients":
+        results = {runs[n].spec["label"]: runs[n].result for n in f["designs"]}
+        arg = next(iter(results.values())) if len(results) == 1 else results
+        ax = plots.plot_coefficients(arg, terms=f.get("terms"), title=f.get("title"), xlabel=f.get("xlabel"))
+        lvl = next(iter(results.values())).conventions.level
+        caption = f.get("caption") or f"Point estimates with {lvl:.0%} confidence intervals ({', '.join(f['designs'])})."
+    else:
+        run = runs[f["design"]]
+        ax = plots.plot_event_study(run.result.event_frame(), title=f.get("title"), ylabel=f.get("ylabel") or run.spec["label"])
+        caption = f.get("caption") or (f"Event-study estimates ({run.result.conventions.level:.0%} CIs) by quarters since entry; "
+                                       f"the hollow marker is the reference period (normalised to 0), the dashed line entry.")
+    return {"title": f.get("title") or "", "caption": caption, "uri": _figure_uri(ax.figure)}
+
+
+def _coerce_like(key: Any, series: pd.Series) -> Any:
+    if pd.api.types.is_float_dtype(series.dtype) and isinstance(key, (int, str)):
+        try:
+            return float(key)
+        except ValueError:
+            return key
+    return key
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+
+def _fmt(x: Any, kind: str = "num") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if not isinstance(x, (float, np.floating)):
+        return str(x)
+    x = float(x)
+    if kind == "p":
+        return "<0.001" if x < 0.001 else f"{x:.3f}"
+    if kind == "df":
+        return f"{x:.0f}" if x.is_integer() else f"{x:.1f}"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if x == 0:
+        return "0"
+    return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def _show(v: Any) -> str:
+    """Display a spec/convention value (integers without thousands separators: seeds, ids)."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_show(x) for x in v) if v else "—"
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k}={_show(x)}" for k, x in v.items()) if v else "—"
+    return _fmt(v)
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("evalkit.report", "templates"), autoescape=True,
+                      undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    env.filters["show"] = _show
+    return env
+
+
+def _html_context(spec: dict, records: list[dict], checks: list[ContractCheck], figures: list[dict],
+                  loaded: LoadedData, versions: dict, seeds: dict) -> dict:
+    headline = []
+    for rec in records:
+        e = rec["estimates"][0]
+        truth = (rec.get("truth") or {}).get("terms", {}).get(e["term"])
+        row = {"name": rec["name"], "label": rec["label"], "units": rec["units"], "term": e["term"], "estimate": e["estimate"],
+               "std_error": e["std_error"], "conf_low": e["conf_low"], "conf_high": e["conf_high"],
+               "p_value": e["p_value"], "nobs": rec["sample"]["n_obs"],
+               "n_clusters": (rec["conventions"]["n_clusters"] or [None])[0], "vcov": rec["conventions"]["vcov_type"],
+               "truth": truth, "n_effects": sum(1 for x in rec["estimates"] if x["effect"])}
+        rel = [x for x in rec.get("derived", []) if x["name"] == "relative_effect"]
+        row["percent"] = next((x["estimate"] for x in (rel[0]["estimates"] if rel else []) if x["term"] == "effect_percent"), None)
+        pt = rec.get("pretrend_test")
+        if pt and pt.get("df_num"):  # an event study: its headline is the joint pre-trend test
+            row.update(term=f"pre-trend test, {pt['df_num']} leads = 0: {pt['distribution']} = {_fmt(pt['statistic'])}",
+                       estimate=None, std_error=None, conf_low=None, conf_high=None, p_value=pt["p_value"], truth=None,
+                       n_effects=0)
+        headline.append(row)
+    contract_warnings = {c.design: set(c.warnings) for c in checks}
+    records = [{**r, "warnings": [w for w in r["warnings"] if w not in contract_warnings.get(r["name"], set())]}
+               for r in records]
+    return {
+        "spec": spec,
+        "title": spec["title"],
+        "description": spec["description"],
+        "source": loaded.source,
+        "data_warnings": loaded.warnings,
+        "versions": versions,
+        "seeds": seeds,
+        "headline": headline,
+        "designs": records,
+        "checks": checks,
+        "figures": figures,
+        "has_truth": any(h["truth"] is not None for h in headline),
+        "outputs": spec["outputs"],
+        "design_titles": {k: v.title for k, v in DESIGNS.items()},
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`build_report` wrote."""
+
+    out_dir: Path
+    files: dict  # output kind -> Path
+    results: dict  # the content of results.json
+    manifest: dict
+
+    @property
+    def html(self) -> Path | None:
+        return self.files.get("html")
+
+
+def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.DataFrame | None = None,
+                 progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Run a spec end to end and write the report.
+
+    Parameters
+    ----------
+    spec : dict or path
+        The spec (see the module docstring), or a YAML/TOML file holding it.
+    out_dir : str or Path
+        Folder for the outputs (created). Output names in the spec must stay inside it.
+    data : pandas.DataFrame or None, default=None
+        Use this frame instead of loading ``spec["data"]`` (its hash is recorded).
+    progress : callable or None
+        Called with a short message before each step (the CLI prints them).
+
+    Returns
+    -------
+    ReportResult
+        Paths of the written files, the results and the manifest.
+
+    Notes
+    -----
+    ``results.json``/``results.csv`` hold no timestamps or versions and floats are written to
+    12 significant digits: the same spec on the same data gives byte-identical files. The run
+    time lives only in ``manifest.json`` (``created_utc``).
+    """
+    say = progress or (lambda msg: None)
+    raw, spec_dir = load_spec(spec)
+    spec_n = normalize_spec(raw)
+    out = Path(out_dir)
+    files = {k: _inside(out, v) for k, v in spec_n["outputs"].items() if v}
+
+    say("loading data")
+    if data is not None:
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"`data` must be a pandas DataFrame. Got {type(data).__name__}.")
+        loaded = LoadedData(data, {"kind": "frame", "n_rows": int(len(data)), "n_columns": int(data.shape[1]),
+                                   "frame_sha256": _frame_sha256(data)})
+    else:
+        loaded = load_data(spec_n["data"], spec_dir)
+    df = loaded.frame
+
+    say("checking the data contract")
+    checks = validate_data(df, spec_n)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise DataError("; ".join(f"design {c.design!r}: {c.message}" for c in bad))
+
+    runs: dict[str, DesignRun] = {}
+    for d in spec_n["designs"]:
+        say(f"estimating {d['name']} ({d['design']}, outcome {d['outcome']})")
+        runs[d["name"]] = _run_design(df, spec_n, d, loaded.truth)
+    records = [_design_record(runs[d["name"]]) for d in spec_n["designs"]]
+
+    seeds = {"data": spec_n["data"].get("params", {}).get("seed"), "spec": spec_n["seed"],
+             "designs": {d["name"]: d["options"].get("seed") for d in spec_n["designs"] if d["options"].get("seed") is not None}}
+    results = {
+        "format": RESULTS_FORMAT,
+        "title": spec_n["title"],
+        "data": {k: v for k, v in loaded.source.items()},
+        "seeds": seeds,
+        "designs": records,
+    }
+    results = _clean(results)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    say("writing results")
+    json_text = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _write_text(files["json"], json_text)
+    written["json"] = files["json"]
+    csv_text = _csv_rows(results["designs"]).to_csv(index=False, lineterminator="\n", float_format=f"%.{_DIGITS}g")
+    _write_text(files["csv"], csv_text)
+    written["csv"] = files["csv"]
+    if files.get("spec"):
+        import yaml
+
+        _write_text(files["spec"], "# Normalised spec written by evalkit; re-run with: evalkit run <this file> --out DIR\n"
+                    + yaml.safe_dump(_clean(spec_n), sort_keys=False, allow_unicode=True))
+        written["spec"] = files["spec"]
+
+    versions = _versions()
+    if files.get("html"):
+        say("drawing figures")
+        figures = [_make_figure(f, df, runs, spec_n) for f in spec_n["figures"]]
+        say("rendering HTML")
+        html = _environment().get_template("report.html.j2").render(
+            **_html_context(spec_n, results["designs"], checks, figures, loaded, versions, seeds))
+        _write_text(files["html"], html)
+        written["html"] = files["html"]
+
+    manifest = {
+        "evalkit_manifest": 1,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "input": loaded.source,
+        "versions": versions,
+        "platform": {"system": platform.system(), "machine": platform.machine(), "python_implementation": platform.python_implementation()},
+        "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)) if sys.argv and sys.argv[0] else None,
+        "seeds": seeds,
+        "spec": spec_n,
+        "outputs": {k: {"file": p.name if p.parent == out.resolve() else str(p.relative_to(out.resolve())),
+                        "sha256": _file_sha256(p)} for k, p in written.items()},
+    }
+    manifest = _clean(manifest)
+    _write_text(files["manifest"], json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    written["manifest"] = files["manifest"]
+    return ReportResult(out, written, results, manifest)
+
+
+# ----------------------------------------------------------------------------------------------
+# the demo
+
+
+def demo_spec(*, seed: int = 20240101, n_members: int = 20_000) -> dict:
+    """The spec of ``evalkit demo``: an AQC-style evaluation of simulated claims.
+
+    Spending (total and price-standardised) by TWFE DiD with organisation and quarter fixed
+    effects, clustered by organisation, adjusted for age, sex and risk score (as in the AQC
+    evaluations, which compare enrollees of contracting and non-contracting organisations); the
+    same by entry cohort; an event study; four quality measures as linear probability models in
+    percentage points among eligible members; a parallel-trends figure.
+    """
+    covs = ["age", "female", "risk_score"]
+    fe = ["org_id", "quarter"]
+    designs: list[dict] = [
+        {"name": "spending", "design": "twfe", "outcome": "spending", "units": "$ per member-quarter",
+         "label": "Total spending ($ per member-quarter)", "options": {"fixed_effects": fe, "vcov": "CR1"},
+         "also_vcov": ["wild"], "relative": "pre_mean"},
+    ]
+    if "price_utilization" in DESIGNS:
+        designs.append({"name": "price_utilization", "design": "price_utilization", "outcome": "spending",
+                        "units": "$ per member-quarter", "label": "Spending: price vs utilization",
+                        "options": {"standardized": "spending_std", "fixed_effects": fe}})
+    designs.append({"name": "spending_by_cohort", "design": "twfe", "outcome": "spending", "units": "$ per member-quarter",
+                    "label": "Total spending by entry cohort", "options": {"fixed_effects": fe, "vcov": "CR1", "by": "entry_year"}})
+    if "event_study" in DESIGNS:
+        designs.append({"name": "spending_event_study", "design": "event_study", "outcome": "spending",
+                        "units": "$ per member-quarter", "label": "Total spending: event study (quarters since entry)",
+                        "options": {"fixed_effects": fe, "vcov": "CR1", "leads": 8, "lags": 12}})
+    quality = {"hba1c_test": "HbA1c testing (diabetes)", "ldl_screen": "LDL-C screening",
+               "crc_screen": "Colorectal cancer screening", "bp_control": "Blood-pressure control (hypertension)"}
+    for col, label in quality.items():
+        designs.append({"name": col, "design": "twfe", "outcome": col, "units": "percentage points", "scale": 100,
+                        "subset": "nonmissing", "label": label, "options": {"fixed_effects": fe, "vcov": "CR1"}})
+    figures: list[dict] = [
+        {"type": "group_means", "outcome": "spending", "group": "entry_year",
+         "entry": {2009: "2009Q1", 2010: "2010Q1", 2011: "2011Q1", 2012: "2012Q1"},
+         "title": "Mean spending per member-quarter by entry cohort", "ylabel": "Spending ($)",
+         "caption": "Unadjusted mean spending by quarter for each entry cohort and for never-contracting organisations "
+                    "(dotted lines: each cohort's entry). Similar pre-entry trends support the parallel-trends assumption."},
+        {"type": "coefficients", "designs": ["spending_by_cohort"], "title": "Spending effect by entry cohort",
+         "xlabel": "Effect on spending ($ per member-quarter, 95% CI)"},
+        {"type": "coefficients", "designs": list(quality), "title": "Quality measures",
+         "xlabel": "Effect (percentage points, 95% CI)"},
+    ]
+    if "event_study" in DESIGNS:
+        figures.insert(1, {"type": "event_study", "design": "spending_event_study", "title": "Spending: event study",
+                           "ylabel": "Effect on spending ($)"})
+    return {
+        "title": "AQC-style evaluation of a global-budget contract (simulated claims)",
+        "description": (
+            "Difference-in-differences evaluation of simulated member-quarter claims shaped like the Blue Cross Blue "
+            "Shield of Massachusetts Alternative Quality Contract evaluations: provider organisations enter the "
+            "contract in 2009-2012, enrollees of never-contracting organisations are the comparison group. Models "
+            "adjust for age, sex and risk score with organisation and quarter fixed effects; standard errors are "
+            "clustered by organisation. The data are synthetic with planted effects, shown as 'truth'."
+        ),
+        "seed": seed,
+        "data": {"dataset": "simulate_aqc", "params": {"seed": seed, "n_members": n_members}},
+        "columns": {"unit": "member_id", "time": "quarter", "treatment": "aqc", "cohort": "entry_quarter",
+                    "cluster": "org_id", "covariates": covs, "group": "contract"},
+        "designs": designs,
+        "figures": figures,
+        "outputs": dict(_DEFAULT_OUTPUTS),
+    }
