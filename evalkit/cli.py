@@ -120,8 +120,9 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 def _report_done(rep, t0: float) -> int:
     print(f"Report written to {rep.out_dir}/ in {time.perf_counter() - t0:.1f} s:")
+    root = rep.out_dir.resolve()
     for kind, path in rep.files.items():
-        print(f"  {kind:<9} {path}")
+        print(f"  {kind:<9} {rep.out_dir / path.relative_to(root)}")
     n_warn = sum(len(d["warnings"]) for d in rep.results["designs"])
     if n_warn:
         print(f"  ({n_warn} warning(s) recorded in the report's design sections)")
