@@ -77,8 +77,10 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
     effects absorb them; later columns (covariates) are dropped with a warning instead, as R
     fixest does (e.g. sex is constant within member and absorbed by member effects).
     """
-    Z = np.column_stack([y, X])
-    Zr, info = absorb(Z, fe, w)
+    Z = np.empty((len(y), 1 + X.shape[1]), order="F")
+    Z[:, 0] = y
+    Z[:, 1:] = X
+    Zr, info = absorb(Z, fe, w, overwrite=True)
     yr, Xr = Zr[:, 0], Zr[:, 1:]
     n, k = Xr.shape
     n_protected = k if n_protected is None else n_protected
@@ -88,11 +90,16 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
         )
     # a regressor the fixed effects explain entirely (e.g. treatment constant within units and periods)
     w_ = np.ones(n) if w is None else w
+    wsum = float(w_.sum())
     drop = []
     for j, nm in enumerate(names):
-        raw = X[:, j] - np.average(X[:, j], weights=w_)
-        ss_raw = float(np.sum(w_ * raw**2))
-        ss_res = float(np.sum(w_ * Xr[:, j] ** 2))
+        xj, xr = X[:, j], Xr[:, j]
+        wx = xj if w is None else w * xj
+        ss_tot = float(wx @ xj)
+        ss_raw = max(ss_tot - float(wx.sum()) ** 2 / wsum, 0.0)
+        if ss_raw <= 1e-12 * max(ss_tot, 1e-300):
+            ss_raw = 0.0
+        ss_res = float(xr @ (xr if w is None else w * xr))
         if ss_raw == 0 and j < n_protected:
             raise EstimationError(f"Regressor {nm!r} has no variation (it is constant). Remove it.")
         if ss_res <= 1e-10 * max(ss_raw, 1e-300):
@@ -114,7 +121,7 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
         Xr, X = Xr[:, keep], X[:, keep]
         names = tuple(names[j] for j in keep)
         k = len(keep)
-    XtWX = Xr.T @ (Xr * w_[:, None])
+    XtWX = Xr.T @ (Xr if w is None else Xr * w[:, None])
     vals = np.linalg.eigvalsh(XtWX)
     if vals.min() <= 1e-10 * vals.max():
         raise EstimationError(
@@ -122,7 +129,7 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
             f"eigenvalue {vals.min() / vals.max():.2e}). Drop redundant covariates."
         )
     bread = np.linalg.inv(XtWX)
-    beta = bread @ (Xr.T @ (w_ * yr))
+    beta = bread @ (Xr.T @ (yr if w is None else w * yr))
     resid = yr - Xr @ beta
     fit = LinearFit(
         X=Xr, resid=resid, beta=beta, bread=bread, weights=w, names=tuple(names),

@@ -161,7 +161,7 @@ def twfe(
         notes.append(f"cluster=None: standard errors clustered on the unit ({unit!r}).")
     conv = build_conventions("Two-way fixed effects DiD (OLS" + (", weighted)" if weights else ")"), vr,
                              level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=tuple(notes))
-    treated_units = int(len(np.unique(vp.unit[vp.treatment == 1])))
+    treated_units = int(np.count_nonzero(np.bincount(vp.unit, weights=vp.treatment)))
     return DiDResult(table, vr.vcov, conv, sample_info(vp, treated_units), {"_context": ctx, **extra})
 
 

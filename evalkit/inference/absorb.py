@@ -59,13 +59,14 @@ class AbsorbInfo:
 
 
 def group_sums(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None = None) -> np.ndarray:
-    """Sum the rows of ``Z`` (n, m) within groups: returns (size, m)."""
-    Z2 = Z if Z.ndim == 2 else Z[:, None]
-    out = np.empty((size, Z2.shape[1]))
-    for j in range(Z2.shape[1]):
-        col = Z2[:, j] if w is None else Z2[:, j] * w
-        out[:, j] = np.bincount(codes, weights=col, minlength=size)
-    return out if Z.ndim == 2 else out[:, 0]
+    """Sum the rows of ``Z`` (n,) or (n, m) within groups: returns (size,) or (size, m)."""
+    if Z.ndim == 1:
+        return np.bincount(codes, weights=Z if w is None else Z * w, minlength=size)
+    out = np.empty((size, Z.shape[1]))
+    for j in range(Z.shape[1]):
+        col = Z[:, j]
+        out[:, j] = np.bincount(codes, weights=col if w is None else col * w, minlength=size)
+    return out
 
 
 def group_means(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None = None) -> np.ndarray:
@@ -76,20 +77,80 @@ def group_means(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | Non
         return s / (tot[:, None] if s.ndim == 2 else tot)
 
 
+class _Groups:
+    """Group sums and in-place broadcast-subtraction for one code array.
+
+    When the rows are sorted by the codes in equal-length runs (a balanced panel sorted by unit
+    then period, the usual layout of a claims extract) the work is done on a reshaped view with no
+    temporaries; otherwise ``bincount``/``take`` into a reusable buffer (no fresh allocations per
+    column, which dominate the cost at tens of millions of rows).
+    """
+
+    def __init__(self, codes: np.ndarray, size: int):
+        self.codes, self.size = codes, size
+        self.run_length = 0
+        n = codes.size
+        if size and n % size == 0:
+            L = n // size
+            if L >= 1 and codes[0] == 0 and codes[-1] == size - 1:
+                v = codes.reshape(size, L)
+                if np.array_equal(v[:, 0], np.arange(size)) and (L == 1 or bool((v == v[:, :1]).all())):
+                    self.run_length = L
+
+    def sums(self, v: np.ndarray) -> np.ndarray:
+        if self.run_length:
+            return v.reshape(self.size, self.run_length).sum(axis=1)
+        return np.bincount(self.codes, weights=v, minlength=self.size)
+
+    def subtract(self, col: np.ndarray, vals: np.ndarray, buf: np.ndarray) -> None:
+        """``col -= vals[codes]`` in place."""
+        if self.run_length:
+            col.reshape(self.size, self.run_length)[...] -= vals[:, None]
+        else:
+            np.take(vals, self.codes, out=buf)
+            col -= buf
+
+
+def _inv_totals(codes: np.ndarray, size: int, w: np.ndarray | None) -> np.ndarray:
+    tot = np.bincount(codes, weights=w, minlength=size).astype(float)
+    with np.errstate(divide="ignore"):
+        return np.where(tot > 0, 1.0 / tot, 0.0)
+
+
+def _demean_inplace(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None,
+                    inv_tot: np.ndarray | None = None, groups: _Groups | None = None,
+                    buf: np.ndarray | None = None) -> np.ndarray:
+    """Subtract (weighted) group means from every column of the Fortran-ordered ``Z``, in place."""
+    inv = _inv_totals(codes, size, w) if inv_tot is None else inv_tot
+    grp = _Groups(codes, size) if groups is None else groups
+    buf = np.empty(Z.shape[0]) if buf is None else buf
+    for j in range(Z.shape[1]):
+        col = Z[:, j]
+        if w is None:
+            m = grp.sums(col)
+        else:
+            np.multiply(col, w, out=buf)
+            m = grp.sums(buf)
+        m *= inv
+        grp.subtract(col, m, buf)
+    return Z
+
+
 def _demean(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None) -> np.ndarray:
-    return Z - group_means(codes, Z, size, w)[codes]
+    return _demean_inplace(codes, np.array(Z, dtype=np.float64, order="F", copy=True), size, w)
 
 
 def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray, nsmall: int,
                    w: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Residualise on big + small dummies exactly (FWL in cross-product space)."""
-    Zt = _demean(big, Z, nbig, w)
+    """Residualise the Fortran-ordered ``Z`` on big + small dummies exactly, in place (FWL)."""
+    inv_big = _inv_totals(big, nbig, w)
+    gbig = _Groups(big, nbig)
+    buf = np.empty(Z.shape[0])
+    Zt = _demean_inplace(big, Z, nbig, w, inv_big, gbig, buf)
     # D' W M_big Z  (nsmall, m)
     C = group_sums(small, Zt, nsmall, w)
     # D' W M_big D = diag(w_t) - A' diag(1/w_u) A,  A[u, t] = sum of weights of unit u in period t
-    wt = np.ones(Z.shape[0]) if w is None else w
-    wsum_small = np.bincount(small, weights=wt, minlength=nsmall)
-    wsum_big = np.bincount(big, weights=wt, minlength=nbig)
+    wsum_small = np.bincount(small, weights=w, minlength=nsmall).astype(float)
     G = np.diag(wsum_small)
     if nsmall <= 64:
         # dense incidence in blocks of units: BLAS speed, bounded memory (repeated pairs add up)
@@ -97,32 +158,51 @@ def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray,
             stop = min(start + _BLOCK, nbig)
             if nbig > _BLOCK:
                 sel = (big >= start) & (big < stop)
-                b, s, ww = big[sel] - start, small[sel], wt[sel]
+                b, s, ww = big[sel] - start, small[sel], (None if w is None else w[sel])
             else:
-                b, s, ww = big, small, wt
-            A = np.bincount(b * nsmall + s, weights=ww, minlength=(stop - start) * nsmall)
+                b, s, ww = big, small, w
+            A = np.bincount(b * nsmall + s, weights=ww, minlength=(stop - start) * nsmall).astype(float)
             A = A.reshape(stop - start, nsmall)
-            G -= A.T @ (A / wsum_big[start:stop, None])
+            G -= A.T @ (A * inv_big[start:stop, None])
     else:
+        wt = np.ones(Z.shape[0]) if w is None else w
         A = sp.csr_matrix((wt, (big, small)), shape=(nbig, nsmall))
-        G -= (A.T @ sp.diags(1.0 / wsum_big) @ A).toarray()
+        G -= (A.T @ sp.diags(inv_big) @ A).toarray()
     # G is PSD with a null space (at least the constant): minimum-norm solution
     vals, vecs = np.linalg.eigh(G)
     keep = vals > vals.max() * 1e-11 if vals.size and vals.max() > 0 else np.zeros(vals.shape, bool)
     Pi = vecs[:, keep] @ ((vecs[:, keep].T @ C) / vals[keep][:, None])
-    Zt -= _demean(big, Pi[small], nbig, w)
+    # Zt -= M_big (D Pi): the small-effect fit, demeaned within the big effect
+    same_pattern = gbig.run_length == nsmall and bool(np.array_equal(small[:nsmall], np.arange(nsmall))) and bool(
+        np.array_equal(small.reshape(nbig, nsmall), np.broadcast_to(np.arange(nsmall), (nbig, nsmall))))
+    for j in range(Zt.shape[1]):
+        col = Zt[:, j]
+        if same_pattern and w is None:
+            # balanced, sorted by unit then period: the closed form of two-way demeaning
+            col.reshape(nbig, nsmall)[...] -= Pi[:, j][None, :] - Pi[:, j].mean()
+            continue
+        f = np.take(Pi[:, j], small)
+        col -= f
+        if w is not None:
+            f *= w
+        m = gbig.sums(f)
+        m *= inv_big
+        gbig.subtract(col, -m, buf)
     return Zt, int(keep.sum())
 
 
 def _alternating_projections(Z: np.ndarray, fe: FixedEffects, w: np.ndarray | None, tol: float,
                              maxiter: int) -> tuple[np.ndarray, int, bool]:
-    out = Z.copy()
+    out = Z  # already a private Fortran-ordered copy
     sizes = fe.sizes
+    invs = [_inv_totals(c, n, w) for c, n in zip(fe.codes, sizes)]
+    groups = [_Groups(c, n) for c, n in zip(fe.codes, sizes)]
+    buf = np.empty(Z.shape[0])
     scale = np.maximum(np.abs(Z).max(axis=0), 1.0)
     for it in range(1, maxiter + 1):
-        before = out.copy()
-        for codes, size in zip(fe.codes, sizes):
-            out -= group_means(codes, out, size, w)[codes]
+        before = out.copy(order="F")
+        for codes, size, inv, grp in zip(fe.codes, sizes, invs, groups):
+            _demean_inplace(codes, out, size, w, inv, grp, buf)
         change = np.abs(out - before).max(axis=0) / scale
         if np.all(change < tol):
             return out, it, True
@@ -135,7 +215,7 @@ def _fe_rank_generic(fe: FixedEffects) -> int:
 
 
 def absorb(Z: np.ndarray, fe: FixedEffects | None, weights: np.ndarray | None = None, *,
-           tol: float = 1e-12, maxiter: int = 100_000) -> tuple[np.ndarray, AbsorbInfo]:
+           tol: float = 1e-12, maxiter: int = 100_000, overwrite: bool = False) -> tuple[np.ndarray, AbsorbInfo]:
     """Residualise the columns of ``Z`` on the fixed effects (and an intercept).
 
     Parameters
@@ -146,6 +226,8 @@ def absorb(Z: np.ndarray, fe: FixedEffects | None, weights: np.ndarray | None = 
         ``None`` or empty: only the intercept is partialled out.
     weights : ndarray of shape (n,) or None
         Weighted least-squares projection when given.
+    overwrite : bool, default=False
+        Work in place on ``Z`` when it already is a Fortran-ordered float64 array (saves a copy).
     tol : float, default=1e-12
         Alternating projections stop when the largest update, relative to the column's scale,
         is below ``tol`` (only used for three or more effects, or two large ones).
@@ -155,14 +237,14 @@ def absorb(Z: np.ndarray, fe: FixedEffects | None, weights: np.ndarray | None = 
     Z_resid : ndarray of shape (n, m)
     info : AbsorbInfo
     """
-    Z = np.asarray(Z, dtype=np.float64)
+    Z = np.array(Z, dtype=np.float64, order="F", copy=not overwrite)
     if fe is None or len(fe) == 0:
         if weights is None:
             return Z - Z.mean(axis=0), AbsorbInfo("intercept", 1)
         return Z - (weights @ Z) / weights.sum(), AbsorbInfo("intercept", 1)
     sizes = fe.sizes
     if len(fe) == 1:
-        return _demean(fe.codes[0], Z, sizes[0], weights), AbsorbInfo("one-way", sizes[0])
+        return _demean_inplace(fe.codes[0], Z, sizes[0], weights), AbsorbInfo("one-way", sizes[0])
     if len(fe) == 2 and min(sizes) <= SMALL_FE:
         ib = int(np.argmax(sizes))
         big, small = fe.codes[ib], fe.codes[1 - ib]
