@@ -34,9 +34,9 @@ def require(module: str, reason: str = ""):
         return importlib.import_module(module)
     except ImportError as exc:
         msg = f"optional dependency {module!r} is not installed ({exc})" + (f": {reason}" if reason else "")
-        if in_ci():
-            pytest.fail(f"CI=true: {msg}. Install it in .ci/run instead of skipping.", pytrace=False)
-        pytest.skip(msg)
+    if in_ci():
+        pytest.fail(f"CI=true: {msg}. Install it in .ci/run instead of skipping.", pytrace=False)
+    pytest.skip(msg)
 
 
 @pytest.fixture

@@ -982,11 +982,14 @@ def _make_figure(f: dict, data: pd.DataFrame, runs: dict[str, DesignRun], spec: 
 
 
 def _coerce_like(key: Any, series: pd.Series) -> Any:
-    if pd.api.types.is_float_dtype(series.dtype) and isinstance(key, (int, str)):
-        try:
+    """Match a spec key (YAML/JSON may turn 2009 into '2009') to the dtype of the group column."""
+    try:
+        if pd.api.types.is_float_dtype(series.dtype) and isinstance(key, (int, str)):
             return float(key)
-        except ValueError:
-            return key
+        if pd.api.types.is_integer_dtype(series.dtype) and isinstance(key, (str, float)):
+            return int(float(key))
+    except ValueError:
+        pass
     return key
 
 

@@ -298,3 +298,37 @@ def test_demo_spec_is_valid():
     names = [d["name"] for d in s["designs"]]
     assert names[0] == "spending" and {"hba1c_test", "ldl_screen", "crc_screen", "bp_control"} <= set(names)
     assert s["data"]["params"] == {"seed": 20240101, "n_members": 20000}
+
+
+@pytest.mark.filterwarnings("ignore::evalkit.errors.SingletonWarning")
+def test_csv_period_strings_parsed_with_data_periods(tmp_path):
+    df, _ = ek.datasets.simulate_aqc(seed=2, n_members=300)
+    path = tmp_path / "claims.csv"
+    df[["member_id", "org_id", "quarter", "aqc", "spending", "contract"]].to_csv(path, index=False)
+    assert pd.read_csv(path)["quarter"].iloc[0] == "2006Q1"  # CSV has no Period type
+    spec = {"data": {"path": str(path), "periods": {"quarter": "Q"}},
+            "columns": {"unit": "member_id", "time": "quarter", "treatment": "aqc", "cluster": "org_id", "group": "contract"},
+            "designs": [{"name": "s", "design": "twfe", "outcome": "spending"}],
+            "figures": [{"type": "group_means", "outcome": "spending", "entry": "2009Q1"}]}
+    rep = build_report(spec, tmp_path / "out")
+    direct = ek.did.twfe(df, outcome="spending", unit="member_id", time="quarter", treatment="aqc", cluster="org_id")
+    assert rep.results["designs"][0]["estimates"][0]["estimate"] == pytest.approx(direct.estimate, rel=1e-9)
+    bad = dict(spec, data={"path": str(path), "periods": {"quarter": "Q", "nope": "Q"}})
+    with pytest.raises(DataError, match="data.periods: column 'nope'"):
+        build_report(bad, tmp_path / "out2")
+
+
+def test_parquet_source(panel_csv, tmp_path):
+    """Parquet is read with pandas (pyarrow); without pyarrow the error says how to fix it."""
+    path = tmp_path / "panel.parquet"
+    spec = make_spec(path, figures=[])
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        path.write_bytes(b"PAR1 not really parquet")
+        with pytest.raises(DataError, match="pip install pyarrow"):
+            build_report(spec, tmp_path / "out")
+        return
+    pd.read_csv(panel_csv).to_parquet(path)
+    rep = build_report(spec, tmp_path / "out")
+    assert rep.manifest["input"]["format"] == "parquet"
