@@ -933,10 +933,6 @@ def _versions() -> dict:
     return out
 
 
-def _sha256_bytes(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------
 # figures
 
