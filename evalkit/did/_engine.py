@@ -122,7 +122,8 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
         names = tuple(names[j] for j in keep)
         k = len(keep)
     XtWX = Xr.T @ (Xr if w is None else Xr * w[:, None])
-    vals = np.linalg.eigvalsh(XtWX)
+    scale = 1.0 / np.sqrt(np.diag(XtWX))
+    vals = np.linalg.eigvalsh(XtWX * scale[:, None] * scale[None, :])  # correlation scale: units don't matter
     if vals.min() <= 1e-10 * vals.max():
         raise EstimationError(
             f"The regressors {list(names)} are collinear after absorbing the fixed effects (smallest/largest "
@@ -152,34 +153,41 @@ def _hat_design_for_cr2(ctx: FitContext, with_outcome: bool = False):
     nested, other = [], []
     for codes, name in zip(ctx.fe.codes, ctx.fe.names):
         (nested if _nested(codes, cl) else other).append((codes, name))
-    dummies = []
-    for i, (codes, name) in enumerate(other):
+    # the intercept spans every cluster: absorb it only through a nested effect, else keep it explicit
+    dummies = [] if nested else [np.ones((len(cl), 1))]
+    for codes, name in other:
         size = int(codes.max()) + 1
         if size - 1 > MAX_CR2_DUMMIES:
             raise SpecificationError(
                 f"vcov='CR2' and vcov='wild' keep fixed effects not nested in the clusters in the hat matrix; {name!r} has {size} "
                 f"levels, too many. Cluster at a level that nests {name!r}, or use vcov='CR1'."
             )
-        start = 1 if (nested or i > 0) else 0  # keep one level only when nothing else absorbs the intercept
-        D = np.zeros((len(codes), size - start))
-        rows = np.flatnonzero(codes >= start)
-        D[rows, codes[rows] - start] = 1.0
+        D = np.zeros((len(codes), size - 1))
+        rows = np.flatnonzero(codes >= 1)
+        D[rows, codes[rows] - 1] = 1.0
         dummies.append(D)
     Xraw = np.column_stack([ctx.regressors] + dummies) if dummies else ctx.regressors
-    fe_n = FixedEffects(tuple(c for c, _ in nested), tuple(nm for _, nm in nested))
-    Xh, _ = absorb(np.column_stack([ctx.outcome, Xraw]), fe_n, ctx.fit.weights)
+    Zraw = np.column_stack([ctx.outcome, Xraw])
+    if nested:
+        fe_n = FixedEffects(tuple(c for c, _ in nested), tuple(nm for _, nm in nested))
+        Xh, _ = absorb(Zraw, fe_n, ctx.fit.weights)
+    else:
+        Xh = Zraw
     yh, Xh = Xh[:, 0], Xh[:, 1:]
-    # drop dummy columns made redundant (zero after absorption) or collinear
-    keep = [True] * ctx.regressors.shape[1]
-    Q = Xh[:, : ctx.regressors.shape[1]]
-    for j in range(ctx.regressors.shape[1], Xh.shape[1]):
-        col = Xh[:, j]
-        if np.dot(col, col) < 1e-12 * len(col):
+    # drop dummy columns made redundant (zero after absorption) or collinear, greedily on the Gram matrix
+    k0 = ctx.regressors.shape[1]
+    gram = Xh.T @ Xh
+    d = np.sqrt(np.maximum(np.diag(gram), 1e-300))
+    corr = gram / d[:, None] / d[None, :]
+    keep = [True] * k0
+    chosen = list(range(k0))
+    for j in range(k0, Xh.shape[1]):
+        if gram[j, j] < 1e-12 * len(Xh):
             keep.append(False)
             continue
-        cand = np.column_stack([Q, col])
-        if np.linalg.matrix_rank(cand.T @ cand, hermitian=True) > Q.shape[1]:
-            Q = cand
+        idx = chosen + [j]
+        if np.linalg.eigvalsh(corr[np.ix_(idx, idx)]).min() > 1e-10:
+            chosen.append(j)
             keep.append(True)
         else:
             keep.append(False)

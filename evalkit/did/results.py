@@ -30,4 +30,7 @@ class DiDResult(EffectResult):
                                  fe=ctx.fe, absorb_info=ctx.absorb_info,
                                  reference_period=self.conventions.reference_period, seed=seed,
                                  notes=self.conventions.notes)
+        for col in self.table.columns:  # keep design columns such as event_time
+            if col not in table.columns:
+                table[col] = self.table[col].to_numpy()
         return type(self)(table, vr.vcov, conv, self.sample, {**self.extra, **extra})

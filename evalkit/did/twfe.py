@@ -246,6 +246,10 @@ def did_2x2(
     single post dummy; otherwise one effect per period of ``time`` and ``post`` must be given to define
     the treated cells. Default ``vcov="HC1"`` (no unit to cluster on); pass ``cluster=`` for clustered
     inference (e.g. by state), or ``vcov="iid"``.
+
+    The group and period effects are absorbed, but K counts them as the regressors of the classic
+    regression ``y ~ group + post + group:post`` (``ssc(k_fixef="full")``, as R ``lm`` + sandwich and
+    fixest with explicit dummies), even when the group is nested in the clusters.
     """
     check_option(vcov, "vcov", VCOV_TYPES, "did_2x2")
     covariates = check_columns_arg(covariates, "covariates")
@@ -274,7 +278,8 @@ def did_2x2(
 
     fe = FixedEffects((vp.group.astype(np.int64), vp.time), (group, time))
     fit, info, X = fit_absorbed(vp.y, X, names, fe, vp.weights, n_protected=1)
-    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, d, (0,))
+    ssc = ssc or SmallSampleCorrection(k_fixef="full")
+    ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, d, (0,), None, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     conv = build_conventions("2x2 DiD on repeated cross-sections (OLS" + (", weighted)" if weights else ")"), vr,
                              level=level, weights=weights, fe=fe, absorb_info=info, seed=seed)
