@@ -153,6 +153,19 @@ def _hat_design_for_cr2(ctx: FitContext, with_outcome: bool = False):
     nested, other = [], []
     for codes, name in zip(ctx.fe.codes, ctx.fe.names):
         (nested if _nested(codes, cl) else other).append((codes, name))
+    w = ctx.fit.weights
+    if w is not None and not with_outcome:
+        for codes, name in nested:
+            lo = np.full(int(codes.max()) + 1, np.inf)
+            hi = np.full(int(codes.max()) + 1, -np.inf)
+            np.minimum.at(lo, codes, w)
+            np.maximum.at(hi, codes, w)
+            if np.any(hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0)):
+                raise SpecificationError(
+                    f"vcov='CR2' with weights that vary within the levels of {name!r} (absorbed, nested in the "
+                    f"clusters) is not supported: the bias-reduction matrices are then not low-rank. Use unit-level "
+                    f"weights (constant within {name!r}), vcov='CR1', or vcov='wild'."
+                )
     # the intercept spans every cluster: absorb it only through a nested effect, else keep it explicit
     dummies = [] if nested else [np.ones((len(cl), 1))]
     for codes, name in other:

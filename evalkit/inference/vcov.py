@@ -301,6 +301,8 @@ def _cr2(fit: LinearFit, cluster: np.ndarray, hat_design: tuple[np.ndarray, np.n
     else:
         Xh, idx = hat_design
     w = fit.weights
+    if w is not None:
+        return _cr2_weighted(fit, cluster, Xh, idx)
     e = fit.resid
     G = int(cluster.max()) + 1
     p = Xh.shape[1]
@@ -341,6 +343,60 @@ def _cr2(fit: LinearFit, cluster: np.ndarray, hat_design: tuple[np.ndarray, np.n
         sumsq = np.sum(d**2) - 2 * np.sum(d * bMb) + np.sum(MBB * MBB.T)
         df[pos] = trace**2 / sumsq
     return V, df, {"hat_columns": p}
+
+
+def _cr2_weighted(fit: LinearFit, cluster: np.ndarray, Xh: np.ndarray, idx: np.ndarray):
+    r"""Weighted CR2 with clubSandwich's default working model (:math:`\Phi = I`: the weights are
+    not inverse variances), in a 2p×2p low-rank form per cluster.
+
+    With :math:`H = X(X'WX)^{-1}X'W`, :math:`B_g = [(I-H)(I-H)']_{gg}
+    = \Pi_g + U_g C U_g'`, :math:`U_g = [X_g, W_gX_g]`,
+    :math:`C = \begin{pmatrix} MS_2M & -M \\ -M & 0 \end{pmatrix}`, :math:`S_2 = X'W^2X`,
+    :math:`\Pi_g` the within-cluster projection of the absorbed nested effects (weights must be
+    constant within those groups). :math:`A_g = B_g^{+1/2}` acts as the identity off span(U_g).
+    """
+    w = fit.weights
+    e = fit.resid
+    G = int(cluster.max()) + 1
+    p = Xh.shape[1]
+    WX = Xh * w[:, None]
+    M = np.linalg.pinv(Xh.T @ WX, hermitian=True)
+    S2 = WX.T @ WX
+    Ufull = np.column_stack([Xh, WX])
+    GU = _group_crossprod(Ufull, cluster, G, None)  # (G, 2p, 2p): U_g'U_g
+    ue = cluster_scores(Ufull, e, None, cluster, G)  # (G, 2p): U_g'e_g = [X'e, X'We]
+    C = np.block([[M @ S2 @ M, -M], [-M, np.zeros((p, p))]])
+    lam, vec = np.linalg.eigh(GU)
+    top = np.maximum(lam.max(axis=-1, keepdims=True), 1e-300)
+    keep = lam > 1e-12 * top
+    sq = np.where(keep, np.sqrt(np.where(keep, lam, 0.0)), 0.0)
+    R = np.swapaxes(vec, -1, -2) * sq[..., :, None]  # (G, 2p, 2p), zero rows off the span
+    I2 = np.eye(2 * p)[None]
+    core = I2 + R @ C @ np.swapaxes(R, -1, -2)
+    F1 = _psd_power(core, -0.5) - I2
+    F2 = _psd_power(core, -1.0) - I2
+    inv_sq = np.where(keep, 1.0 / np.where(keep, sq, 1.0), 0.0)
+    Qe = inv_sq * np.einsum("gpk,gk->gp", np.swapaxes(vec, -1, -2), ue)  # Q'e_g
+    Rt = np.swapaxes(R, -1, -2)
+    # score_g = X_g'W_g A_g e_g = u_w + E2' R' F1 Q'e
+    score = ue[:, p:] + np.einsum("gkr,grs,gs->gk", Rt[:, p:, :], F1, Qe)
+    Vfull = M @ (score.T @ score) @ M
+    V = Vfull[np.ix_(idx, idx)]
+    # Satterthwaite: Gram_gh = y_g' C y_h + delta_gh a_g'a_g, y_g = (G_U + R'F1R) E2 m
+    df = np.empty(len(idx))
+    S2g = GU[:, p:, p:]
+    for pos, j in enumerate(idx):
+        m = M[:, j]
+        Em = np.concatenate([np.zeros(p), m])
+        y = np.einsum("gab,b->ga", GU + Rt @ F1 @ R, Em)  # (G, 2p)
+        d = np.einsum("k,gkl,l->g", m, S2g, m) + np.einsum("a,gab,b->g", Em, Rt @ F2 @ R, Em)
+        yCy = np.einsum("ga,ab,gb->g", y, C, y)
+        YY = y.T @ y
+        CYY = C @ YY
+        trace = np.sum(d + yCy)
+        sumsq = np.sum(CYY * CYY.T) + 2 * np.sum(d * yCy) + np.sum(d**2)
+        df[pos] = trace**2 / sumsq
+    return V, df, {"hat_columns": p, "working_model": "Phi = I (weights are not inverse variances; clubSandwich default)"}
 
 
 # ----------------------------------------------------------------------------------------------

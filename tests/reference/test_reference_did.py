@@ -124,12 +124,8 @@ def test_mpdta_weighted(mpdta):
     spec = _spec("mpdta_twfe", "twfe_weighted_cluster_county")
     res = ek.did.twfe(mpdta, outcome="lemp", unit="countyreal", time="year", treatment="d", weights="w_pop")
     assert res.estimate == pytest.approx(spec["coef"], rel=1e-9)
-    # evalkit's weighted CR2 is the sqrt(w)-transformed (inverse-variance) form; it equals clubSandwich's
-    # inverse_var=TRUE when the weights are constant within clusters, as here.
-    _check_all_conventions(res, spec, skip=("CR2",))
-    cr2 = res.with_vcov("CR2")
-    assert cr2.std_error == pytest.approx(spec["se"]["CR2_inverse_var"], rel=RTOL_SE)
-    assert cr2.to_frame()["df"].iloc[0] == pytest.approx(spec["df"]["CR2_inverse_var_satterthwaite"], rel=1e-6)
+    # weighted CR2 = clubSandwich's default working model (Phi = I: weights are not inverse variances)
+    _check_all_conventions(res, spec)
 
 
 def test_mpdta_weighted_few_clusters_cr1(mpdta):
@@ -137,7 +133,15 @@ def test_mpdta_weighted_few_clusters_cr1(mpdta):
     res = _quiet(ek.did.twfe, mpdta, outcome="lemp", unit="countyreal", time="year", treatment="d", weights="w_pop",
                  cluster="grp12")
     assert res.estimate == pytest.approx(spec["coef"], rel=1e-9)
-    _check_all_conventions(res, spec, skip=("CR2",))
+    # weights vary within the 12 clusters (constant within county, the absorbed nested effect)
+    _check_all_conventions(res, spec)
+
+
+def test_weighted_cr2_refuses_weights_varying_within_absorbed_units(mpdta):
+    m = mpdta.assign(w_row=1.0 + (mpdta["year"] - 2003) / 10)
+    res = ek.did.twfe(m, outcome="lemp", unit="countyreal", time="year", treatment="d", weights="w_row")
+    with pytest.raises(ek.SpecificationError, match="vary within the levels of 'countyreal'"):
+        res.with_vcov("CR2")
 
 
 def test_mpdta_twoway_clustering(mpdta):
