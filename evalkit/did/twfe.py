@@ -97,7 +97,8 @@ def twfe(
         ``x(baseline):t=...``.
     check_bad_controls : bool, default=True
         Warn (``BadControlWarning``) when a time-varying covariate itself moves with treatment
-        (its own TWFE DiD is significant at 5%, CR1).
+        (its own TWFE DiD is significant at 5%, CR1). Only with unit fixed effects, where it measures
+        within-unit change after entry rather than a level difference between groups.
 
     Returns
     -------
@@ -146,7 +147,8 @@ def twfe(
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])), vp.unit, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     notes = []
-    if check_bad_controls and not freeze_covariates and vp.X.shape[1]:
+    unit_fe = "unit" in fixed_effects or unit in fixed_effects
+    if check_bad_controls and unit_fe and not freeze_covariates and fit.k > D.shape[1]:
         notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], fit.k - D.shape[1])
     if freeze_covariates:
         notes.append("Covariates frozen at each unit's first observed period (baseline).")

@@ -130,7 +130,7 @@ def _check_growing(R, full=False):
     return bias, mcse, planted, cov
 
 
-@pytest.mark.parametrize("R", [_reps(30)])
+@pytest.mark.parametrize("R", [_reps(20)])
 def test_growing_effects_by_cohort_and_year_in_contract(R):
     _check_growing(R)
 
