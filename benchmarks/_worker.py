@@ -1,0 +1,240 @@
+"""One benchmark measurement in a fresh process: generate data, fit cold, fit warm, print JSON.
+
+Invoked by run.py (one subprocess per library x size x balance, under a memory cap and a timeout):
+
+    python benchmarks/_worker.py --library evalkit --rows 1000000 --unbalanced 0.1 [--repeats 3] [--shuffle]
+        [--profile PATH]   # one extra, untimed call under cProfile
+
+Prints exactly one line ``BENCH_JSON {...}`` on stdout. Memory is read from /proc/self/status:
+``VmRSS`` right after data generation, and ``VmHWM`` (the peak RSS) reset through
+``/proc/self/clear_refs`` before the cold call and again before the warm calls, so the estimator's
+own peak is visible even when data generation peaked higher. ``ru_maxrss`` (whole-process peak,
+data generation included) is reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+from generate import DEFAULT_SEED, make_panel  # noqa: E402
+
+
+def _status_mb(field: str) -> float | None:
+    """VmRSS / VmHWM of this process in MiB (Linux /proc; psutil's RSS elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if field == "VmRSS":
+        try:
+            import psutil
+
+            return psutil.Process().memory_info().rss / 2**20
+        except ImportError:
+            pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+# ----------------------------------------------------------------------------------------------
+# one callable per library: df -> (estimate, std_error or None)
+
+
+def _fit_evalkit(df):
+    import evalkit as ek
+
+    r = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", covariates=["x"],
+                    cluster="cl", vcov="CR1")
+    return float(r.estimate), float(r.std_error)
+
+
+def _fit_pyfixest(df):
+    import pyfixest as pf
+
+    # defaults otherwise (rust MAP demeaner, fixef_tol=1e-6; ssc = fixest's default); keep singletons
+    # as evalkit does so that both use the same sample.
+    m = pf.feols("y ~ d + x | unit + t", data=df, vcov={"CRV1": "cl"}, fixef_rm="none")
+    return float(m.coef()["d"]), float(m.se()["d"])
+
+
+def _fit_linearmodels(df):
+    from linearmodels.panel import PanelOLS
+
+    # building the (entity, time) MultiIndex is part of what a user must do: timed
+    p = df.set_index(["unit", "t"])
+    res = PanelOLS(p["y"], p[["d", "x"]], entity_effects=True, time_effects=True).fit(
+        cov_type="clustered", clusters=p[["cl"]])
+    # linearmodels' clustered SE uses another small-sample convention: reported, not compared
+    return float(res.params["d"]), float(res.std_errors["d"])
+
+
+FITTERS = {"evalkit": _fit_evalkit, "pyfixest": _fit_pyfixest, "linearmodels": _fit_linearmodels}
+
+
+def _versions(library: str) -> dict:
+    import pandas as pd
+    import scipy
+
+    v = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+         "scipy": scipy.__version__}
+    if library == "evalkit":
+        import evalkit
+        v["evalkit"] = evalkit.__version__
+    elif library == "pyfixest":
+        import pyfixest
+        v["pyfixest"] = pyfixest.__version__
+    elif library == "linearmodels":
+        import linearmodels
+        v["linearmodels"] = linearmodels.__version__
+    return v
+
+
+def _evalkit_source() -> dict:
+    """Which evalkit was measured: git HEAD (+ dirty flag) and a hash of its .py sources."""
+    import hashlib
+    import subprocess
+
+    import evalkit
+
+    root = os.path.dirname(os.path.abspath(evalkit.__file__))
+    h = hashlib.sha256()
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(files):
+            if fn.endswith(".py"):
+                path = os.path.join(dirpath, fn)
+                h.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    out = {"evalkit_src_sha": h.hexdigest()[:10]}
+    try:
+        repo = os.path.dirname(root)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "evalkit"], cwd=repo, capture_output=True,
+                               text=True, timeout=30).stdout.strip()
+        out["evalkit_git"] = head + ("+dirty" if dirty else "")
+    except Exception:
+        pass
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--library", choices=sorted(FITTERS), required=True)
+    ap.add_argument("--rows", type=int, required=True)
+    ap.add_argument("--unbalanced", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--shuffle", action="store_true", help="rows in random order (see generate.py)")
+    ap.add_argument("--repeats", type=int, default=1, help="warm calls timed (median reported)")
+    ap.add_argument("--profile", default=None, help="after the timed calls, cProfile one more call; write pstats here")
+    a = ap.parse_args(argv)
+
+    warnings.simplefilter("ignore")
+    fit = FITTERS[a.library]
+    out: dict = {"library": a.library, "rows_requested": a.rows, "unbalanced": a.unbalanced, "seed": a.seed,
+                 "shuffled": a.shuffle}
+
+    # import the library before generating data: import cost belongs to neither timing
+    t0 = time.perf_counter()
+    out["versions"] = _versions(a.library)
+    if a.library == "evalkit":
+        out.update(_evalkit_source())
+    out["import_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    df = make_panel(a.rows, unbalanced=a.unbalanced, seed=a.seed, shuffle=a.shuffle)
+    out["generate_s"] = time.perf_counter() - t0
+    out["rows"] = int(len(df))
+    out["units"] = int(df["unit"].max()) + 1
+    gc.collect()
+    out["rss_after_gen_mb"] = _status_mb("VmRSS")
+    out["maxrss_after_gen_mb"] = _maxrss_mb()
+    can_reset = _reset_peak()
+    out["peak_reset_supported"] = can_reset
+
+    # cold: first call in the process (lazy imports, first-touch allocations, any JIT)
+    out["loadavg_start"] = os.getloadavg()[0]
+    c0, t0 = time.process_time(), time.perf_counter()
+    est, se = fit(df)
+    out["cold_s"] = time.perf_counter() - t0
+    out["cold_cpu_s"] = time.process_time() - c0
+    out["cold_hwm_mb"] = _status_mb("VmHWM") if can_reset else None
+    gc.collect()
+
+    warm = []
+    out["rss_before_warm_mb"] = _status_mb("VmRSS")
+    if can_reset:
+        _reset_peak()
+    warm_cpu = []
+    for _ in range(a.repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        est2, se2 = fit(df)
+        warm.append(time.perf_counter() - t0)
+        warm_cpu.append(time.process_time() - c0)
+        gc.collect()
+    out["loadavg_end"] = os.getloadavg()[0]
+    out["warm_hwm_mb"] = _status_mb("VmHWM") if can_reset else None
+    out["warm_all_s"] = warm
+    out["warm_s"] = statistics.median(warm)
+    out["warm_min_s"] = min(warm)
+    # CPU seconds of the whole process (all threads) per warm call: less sensitive than wall time to
+    # other work on the machine, but it adds up the threads of a multi-threaded library
+    out["warm_cpu_all_s"] = warm_cpu
+    out["warm_cpu_s"] = statistics.median(warm_cpu)
+    out["threads"] = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    out["peak_rss_mb"] = _maxrss_mb()
+    base = out["rss_after_gen_mb"]
+    if can_reset and base is not None:
+        out["cold_increment_mb"] = out["cold_hwm_mb"] - base
+        out["warm_increment_mb"] = out["warm_hwm_mb"] - out["rss_before_warm_mb"]
+    out["estimate"], out["std_error"] = est2, se2
+    if a.profile:  # an extra, untimed call under cProfile (its overhead stays out of warm_s)
+        import cProfile
+
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        fit(df)
+        prof.disable()
+        out["profiled_call_s"] = time.perf_counter() - t0
+        prof.dump_stats(a.profile)
+    out["cold_warm_identical"] = bool(est == est2 and se == se2)
+    out["status"] = "ok"
+    print("BENCH_JSON " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MemoryError:
+        print("BENCH_JSON " + json.dumps({"status": "oom", "error": "MemoryError"}), flush=True)
+        sys.exit(3)
