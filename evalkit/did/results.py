@@ -34,3 +34,9 @@ class DiDResult(EffectResult):
             if col not in table.columns:
                 table[col] = self.table[col].to_numpy()
         return type(self)(table, vr.vcov, conv, self.sample, {**self.extra, **extra})
+
+    def plot(self, ax=None, **kwargs):
+        """Effect estimates with confidence intervals (a forest plot of the effect terms); returns the Axes."""
+        from ..plots import plot_coefficients
+
+        return plot_coefficients(self, ax=ax, **kwargs)
