@@ -85,10 +85,12 @@ class SmallSampleCorrection:
 
     def describe(self) -> str:
         parts = []
-        if self.k_adj:
-            parts.append(f"(N-1)/(N-K), K = regressors + {'fixed effects not nested in the clusters' if self.k_fixef == 'nonnested' else 'all fixed-effect levels' if self.k_fixef == 'full' else 'no fixed effects'}")
         if self.G_adj:
             parts.append("G/(G-1)")
+        if self.k_adj:
+            which = {"nonnested": "regressors + fixed-effect levels not nested in the clusters",
+                     "full": "regressors + every fixed-effect level", "none": "regressors only"}[self.k_fixef]
+            parts.append(f"(N-1)/(N-K) [K = {which}]")
         return " x ".join(parts) if parts else "none"
 
 
