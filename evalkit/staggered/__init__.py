@@ -1,0 +1,11 @@
+"""Staggered adoption: heterogeneity-robust DiD (Callaway & Sant'Anna 2021).
+
+>>> import evalkit as ek
+>>> gt = ek.staggered.att_gt(df, outcome="spending", unit="member_id", time="quarter",
+...                          cohort="entry_quarter", control="never", method="dr", seed=7)  # doctest: +SKIP
+>>> gt.aggregate("dynamic").plot()                                                       # doctest: +SKIP
+"""
+from ._att_gt import att_gt
+from .results import AggregateResult, ATTgtResult, WaldTest
+
+__all__ = ["att_gt", "ATTgtResult", "AggregateResult", "WaldTest"]

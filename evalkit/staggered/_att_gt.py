@@ -1,0 +1,279 @@
+"""Callaway & Sant'Anna (2021) group-time average treatment effects, panel data (balanced or not)."""
+from __future__ import annotations
+
+import logging
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+
+from .._validation import as_generator, check_columns_arg, check_option, check_scalar
+from ..data.schema import validate_panel
+from ..errors import DataError, EvalkitWarning, SpecificationError
+from ..results import Conventions, SampleInfo, tidy_table
+from ._bootstrap import BOOT_WEIGHTS, cluster_sums
+from ._cell import cell_att
+from .results import ATTgtResult, _bands, _readonly, _se_from_if
+
+__all__ = ["att_gt"]
+
+logger = logging.getLogger(__name__)
+
+
+def _per_unit(values: np.ndarray, unit: np.ndarray, n_units: int, name: str, what: str) -> np.ndarray:
+    """The (unit-constant) value of a row-level array per unit; DataError if it varies within unit."""
+    out = np.full(n_units, np.nan)
+    out[unit] = values
+    same = (out[unit] == values) | (np.isnan(values) & np.isnan(out[unit])) | (np.isinf(values) & (out[unit] == values))
+    if not np.all(same):
+        bad = np.unique(unit[~same]).size
+        raise DataError(f"Column {name!r} ({what}) varies within unit for {bad} unit(s); it must be constant within unit.")
+    return out
+
+
+def att_gt(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    control: str = "never",
+    method: str = "dr",
+    covariates=(),
+    anticipation: int = 0,
+    base_period: str = "varying",
+    cluster: str | None = None,
+    weights: str | None = None,
+    level: float = 0.95,
+    n_boot: int = 999,
+    boot_weights: str = "rademacher",
+    seed: int | np.random.Generator | None = None,
+    dropna: bool = False,
+) -> ATTgtResult:
+    r"""Group-time average treatment effects ATT(g, t) of Callaway & Sant'Anna (2021).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long panel, one row per unit and period; may be unbalanced (units skipping periods).
+    outcome, unit, time : str
+        Outcome, unit identifier and time columns (time: integers, Periods or dates).
+    cohort : str
+        First treated period of the unit, in the units of ``time``; never treated: ``NaN``, ``inf``
+        or ``0``. Must be constant within unit. Units treated in the first period are dropped
+        (recorded in ``sample.dropped``).
+    control : {"never", "notyet"}, default="never"
+        Comparison units: never treated, or never treated plus not yet treated
+        (:math:`G > \max(t, b) + \delta`, :math:`G \ne g`) in the cell's periods.
+    method : {"dr", "ipw", "reg"}, default="dr"
+        Doubly robust (Sant'Anna & Zhao 2020), normalised inverse probability weighting, or outcome
+        regression. Without covariates all three equal the difference of mean changes.
+    covariates : sequence of str, default=()
+        Covariates of the propensity score (logit, ML) and the outcome regression (OLS on the
+        comparison units' changes); an intercept is always included. Taken in the earlier of the
+        cell's two periods (as R ``did``); they should be pre-determined.
+    anticipation : int, default=0
+        Periods of anticipation :math:`\delta`: the base period of post cells is :math:`g-\delta-1`.
+    base_period : {"varying", "universal"}, default="varying"
+        ``"varying"``: pre-treatment cells compare :math:`t` with :math:`t-1` (short differences);
+        post cells use :math:`g-\delta-1`. ``"universal"``: every cell uses :math:`g-\delta-1`,
+        and the cell :math:`t = g-\delta-1` is a reference cell fixed at 0 (no standard error).
+    cluster : str or None, default=None
+        Cluster above the unit (constant within unit): influence functions are summed within
+        cluster; no small-sample factor (R ``did``'s clustered multiplier bootstrap uses none).
+    weights : str or None, default=None
+        Unit weights (constant within unit), normalised to mean 1.
+    level : float, default=0.95
+        Confidence level of the pointwise intervals and of the simultaneous band.
+    n_boot : int, default=999
+        Multiplier-bootstrap draws for the simultaneous (sup-t) band ``conf_low_simul/conf_high_simul``;
+        0 skips the bootstrap. Pointwise intervals are always analytic.
+    boot_weights : {"rademacher", "mammen"}, default="rademacher"
+    seed : int, numpy.random.Generator or None, default=None
+        Seeds the bootstrap (and the bootstraps of :meth:`ATTgtResult.aggregate`).
+    dropna : bool, default=False
+        Drop rows with missing values in the used columns (recorded) instead of raising.
+
+    Returns
+    -------
+    ATTgtResult
+
+    Notes
+    -----
+    For cohort :math:`g` and period :math:`t` with base period :math:`b`, the cell sample is the
+    units of cohort :math:`g` and of the comparison group **observed in both** :math:`t` and
+    :math:`b` (on a balanced panel: all of them). With :math:`\Delta Y_i = Y_{it} - Y_{ib}`, the
+    cell estimator is the 2x2 DiD of ``method`` (no covariates:
+    :math:`\bar{\Delta Y}_{G=g} - \bar{\Delta Y}_{C}`). Its influence function :math:`\psi^{gt}_i`
+    (including the estimation of the propensity score and outcome-regression coefficients, as R
+    ``DRDID``) is scaled by :math:`n / n_{gt}` and set to 0 for units outside the cell, so that
+
+    .. math:: \widehat{se}(\widehat{ATT}(g,t)) = \frac{1}{n}\sqrt{\sum_c \Big(\sum_{i\in c}\psi^{gt}_i\Big)^2}
+
+    with :math:`n` the number of units and :math:`c` units (``se = sqrt(mean(psi**2)/n)``, R
+    ``did``) or clusters. Inference is normal; intervals are pointwise; ``conf_*_simul`` is a
+    sup-t band from the multiplier bootstrap of the (cluster-summed) influence functions.
+    Unbalanced panels: the estimator assumes attrition is ignorable for the cell's change —
+    whether a unit is observed in both :math:`t` and :math:`b` is independent of its outcome
+    change given its cohort (and covariates); see ``docs/staggered.md``.
+
+    Examples
+    --------
+    >>> import evalkit as ek
+    >>> res = ek.staggered.att_gt(ek.datasets.load_mpdta(), outcome="lemp", unit="countyreal",
+    ...                           time="year", cohort="first.treat", n_boot=0)
+    >>> round(res.aggregate("simple").estimate, 7)
+    -0.0399513
+    """
+    check_option(control, "control", ["never", "notyet"], "att_gt")
+    check_option(method, "method", ["dr", "ipw", "reg"], "att_gt")
+    check_option(base_period, "base_period", ["varying", "universal"], "att_gt")
+    check_option(boot_weights, "boot_weights", BOOT_WEIGHTS, "att_gt")
+    check_scalar(anticipation, "anticipation", Integral, min_val=0)
+    check_scalar(level, "level", Real, min_val=0, max_val=1, include_min=False, include_max=False)
+    check_scalar(n_boot, "n_boot", Integral, min_val=0)
+    covariates = check_columns_arg(covariates, "covariates")
+    clusters = check_columns_arg(cluster, "cluster")
+    if len(clusters) > 1:
+        raise SpecificationError(f"The 'cluster' parameter takes one column (clustering above the unit). Got {list(clusters)}.")
+    if isinstance(seed, np.random.Generator):
+        seed_seq = np.random.SeedSequence(int(seed.integers(2**63)))
+        seed_int = None
+    else:
+        as_generator(seed)  # validates
+        seed_seq = None if seed is None else np.random.SeedSequence(seed)
+        seed_int = seed
+
+    p = validate_panel(data, outcome=outcome, unit=unit, time=time, cohort=cohort, cluster=clusters or None,
+                       weights=weights, covariates=covariates, dropna=dropna, already_treated="drop", stacklevel=3)
+    N, T = p.n_units, p.n_periods
+    u, tt = p.unit, p.time
+    ucoh = _per_unit(p.cohort, u, N, cohort, "the cohort")
+    ucoh[~np.isfinite(ucoh)] = np.inf
+    uw = np.ones(N) if p.weights is None else _per_unit(p.weights, u, N, weights, "the weights")
+    uw = uw / uw.mean()
+    ucl = None
+    if clusters and clusters[0] != unit:
+        ucl_f = _per_unit(p.cluster[:, 0].astype(float), u, N, clusters[0], "the cluster")
+        ucl = pd.factorize(ucl_f)[0].astype(np.int64)
+
+    Y = np.full((N, T), np.nan)
+    Y[u, tt] = p.y
+    obs = np.zeros((N, T), bool)
+    obs[u, tt] = True
+    k = p.X.shape[1]
+    if k:
+        Xw = np.zeros((N, T, k))
+        Xw[u, tt] = p.X
+
+    glist = np.unique(ucoh[np.isfinite(ucoh)])
+    delta = int(anticipation)
+    never = ~np.isfinite(ucoh)
+    cells, notes = [], []
+    skipped = []
+    for g in glist.astype(int):
+        b_post = g - delta - 1
+        if b_post < 0:
+            skipped.append(f"cohort {p.time_axis.label(g)}: no period before g - anticipation; its cells are skipped")
+            continue
+        trange = range(1, T) if base_period == "varying" else range(T)
+        for t in trange:
+            post = g <= t
+            b = b_post if (post or base_period == "universal") else t - 1
+            cells.append((g, t, b, post))
+
+    est, psi_cols, rows = [], [], []
+    for g, t, b, post in cells:
+        if t == b:  # universal base period: reference cell
+            est.append(0.0)
+            psi_cols.append(np.zeros(N))
+            rows.append((g, t, b, post, int(np.sum(ucoh == g)), 0, True))
+            continue
+        if control == "never":
+            ctrl = never
+        else:
+            ctrl = never | ((ucoh > max(t, b) + delta) & (ucoh != g))
+        both = obs[:, t] & obs[:, b]
+        treat_m = both & (ucoh == g)
+        ctrl_m = both & ctrl
+        n1, n0 = int(treat_m.sum()), int(ctrl_m.sum())
+        if n1 == 0 or n0 == 0:
+            skipped.append(f"ATT({p.time_axis.label(g)},{p.time_axis.label(t)}): "
+                           f"{n1} treated and {n0} comparison units observed in both periods; cell skipped")
+            continue
+        idx = np.flatnonzero(treat_m | ctrl_m)
+        dy = Y[idx, t] - Y[idx, b]
+        D = (ucoh[idx] == g).astype(float)
+        X = np.ones((idx.size, 1))
+        if k:
+            X = np.column_stack([X, Xw[idx, min(t, b)]])
+        att, psi_sub = cell_att(dy, D, X, uw[idx], method)
+        col = np.zeros(N)
+        col[idx] = psi_sub * (N / idx.size)
+        est.append(att)
+        psi_cols.append(col)
+        rows.append((g, t, b, post, n1, n0, False))
+    if skipped:
+        warnings.warn("att_gt: " + "; ".join(skipped[:5]) + (f"; ... ({len(skipped)} in all)" if len(skipped) > 5 else ""),
+                      EvalkitWarning, stacklevel=2)
+        notes.extend(skipped)
+    if not rows:
+        raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units).")
+
+    psi = np.column_stack(psi_cols)
+    S = cluster_sums(psi, ucl)
+    se = _se_from_if(S, N)
+    is_ref = np.array([r[6] for r in rows])
+    se[is_ref] = np.nan
+    ax = p.time_axis
+    g_code = np.array([r[0] for r in rows], dtype=float)
+    t_code = np.array([r[1] for r in rows], dtype=float)
+    terms = [f"ATT({ax.label(r[0])},{ax.label(r[1])})" for r in rows]
+    table = tidy_table(terms, est, se, None, level)
+    table.insert(1, "cohort", [ax.label(r[0]) for r in rows])
+    table.insert(2, "time", [ax.label(r[1]) for r in rows])
+    table.insert(3, "event_time", np.array([r[1] - r[0] for r in rows], dtype=np.int64))
+    table.insert(4, "base_period", [ax.label(r[2]) for r in rows])
+    table.insert(5, "post", np.array([r[3] for r in rows], dtype=bool))
+    table.insert(6, "n_treated", np.array([r[4] for r in rows], dtype=np.int64))
+    table.insert(7, "n_control", np.array([r[5] for r in rows], dtype=np.int64))
+    rng = np.random.default_rng(np.random.SeedSequence(seed_seq.entropy, spawn_key=(0,))) if seed_seq is not None else np.random.default_rng()
+    table, crit = _bands(table, S, N, n_boot, boot_weights, rng, level, np.flatnonzero(~is_ref))
+
+    n_cl = (int(ucl.max()) + 1,) if ucl is not None else ()
+    vdesc = ("influence function, se = sqrt(sum_i psi_i^2)/n over units" if ucl is None else
+             f"influence function summed within {clusters[0]!r} clusters, se = sqrt(sum_c S_c^2)/n; no small-sample factor")
+    ref = ("varying: t-1 for pre-treatment cells, g-1-anticipation for post cells" if base_period == "varying"
+           else "universal: g-1-anticipation (reference cell fixed at 0)")
+    if n_boot:
+        notes.append(f"Simultaneous band over the ATT(g,t) cells: sup-t critical value {crit:.4f} from {n_boot} "
+                     f"{boot_weights} multiplier draws" + (f" clustered by {clusters[0]!r}" if ucl is not None else "") + ".")
+    if not p.is_balanced:
+        notes.append("Unbalanced panel: each ATT(g,t) uses the units observed in both t and its base period.")
+    conv = Conventions(
+        estimator=f"Callaway-Sant'Anna ATT(g,t), {method}, control={control!r}",
+        vcov_type="IF" if ucl is None else "IF-cluster",
+        vcov_description=vdesc,
+        distribution="normal",
+        df=None,
+        cluster=(clusters[0],) if ucl is not None else (unit,),
+        n_clusters=n_cl or (N,),
+        small_sample="none",
+        weights=weights,
+        reference_period=ref,
+        level=float(level),
+        seed=seed_int,
+        notes=tuple(notes),
+    )
+    sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=N, n_periods=T, balanced=p.is_balanced,
+                        n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
+    extra = {
+        "psi": _readonly(psi), "g_code": _readonly(g_code), "t_code": _readonly(t_code),
+        "unit_cohort": _readonly(ucoh), "unit_w": _readonly(uw), "cluster": ucl, "n_periods": T,
+        "is_reference": is_ref, "time_axis": ax, "n_boot": int(n_boot), "boot_weights": boot_weights,
+        "seed_seq": seed_seq, "crit_value": crit, "method": method, "control": control,
+        "base_period": base_period, "anticipation": delta,
+    }
+    return ATTgtResult(table=table, vcov=S.T @ S / N**2, conventions=conv, sample=sample, extra=extra)
