@@ -15,8 +15,12 @@ from .analytic import (
     power_two_proportions,
     race_accuracy_from_probabilities,
 )
+from .simulate import MonteCarloPower, power_disparity_mc, simulate_disparity_did
 
 __all__ = [
+    "MonteCarloPower",
+    "power_disparity_mc",
+    "simulate_disparity_did",
     "DisparityPower",
     "design_effect",
     "disparity_variance",
