@@ -9,5 +9,6 @@ from ._match import METHODS, match
 from .balance import balance_table
 from .effects import estimate_effect, matched_did
 from .results import MatchResult
+from .weighting import entropy_weights, weight
 
-__all__ = ["match", "estimate_effect", "matched_did", "MatchResult", "balance_table", "METHODS"]
+__all__ = ["match", "weight", "entropy_weights", "estimate_effect", "matched_did", "MatchResult", "balance_table", "METHODS"]

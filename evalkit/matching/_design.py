@@ -159,8 +159,12 @@ def _separation_culprits(X: np.ndarray, names, treat: np.ndarray) -> list[str]:
     return out
 
 
-def fit_logit(design: Design, max_iter: int = 100, tol: float = 1e-12) -> PropensityModel:
-    """Logistic regression of the treatment on the covariates by Newton-Raphson (= R's glm IRLS).
+def fit_logit(design: Design, max_iter: int = 25, epsilon: float = 1e-8) -> PropensityModel:
+    """Logistic regression of the treatment on the covariates by R's ``glm.fit`` IRLS.
+
+    Same starting values (``mustart = (y + 0.5) / 2``), iteration and stopping rule
+    (``|dev - dev_old| / (|dev| + 0.1) < epsilon``, ``maxit = 25``) as R, so the propensity
+    scores agree with R/MatchIt to rounding error (not merely to glm's tolerance).
 
     Raises :class:`DataError` under (quasi-)complete separation: fitted probabilities of 0 or 1
     mean some units have no comparable units in the other group.
@@ -170,7 +174,6 @@ def fit_logit(design: Design, max_iter: int = 100, tol: float = 1e-12) -> Propen
     y = design.treat.astype(float)
     rank = np.linalg.matrix_rank(X)
     if rank < X.shape[1]:
-        # find the collinear columns to name them
         bad = []
         for j in range(1, X.shape[1]):
             if np.linalg.matrix_rank(X[:, : j + 1]) <= np.linalg.matrix_rank(X[:, :j]):
@@ -179,28 +182,26 @@ def fit_logit(design: Design, max_iter: int = 100, tol: float = 1e-12) -> Propen
             f"Covariate column(s) {bad} are collinear with the other covariates in the propensity model; "
             f"remove them from 'covariates'."
         )
-    p0 = y.mean()
-    beta = np.zeros(X.shape[1])
-    beta[0] = np.log(p0 / (1 - p0))
+
+    def deviance(mu):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(-2 * np.sum(np.where(y == 1, np.log(mu), np.log1p(-mu))))
+
+    mu = (y + 0.5) / 2
+    eta = np.log(mu / (1 - mu))
+    dev_old = deviance(mu)
     converged = False
-    dev_old = np.inf
+    beta = np.zeros(X.shape[1])
     it = 0
     for it in range(1, max_iter + 1):
+        mue = mu * (1 - mu)
+        z = eta + (y - mu) / mue
+        sw = np.sqrt(mue)
+        beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
         eta = X @ beta
         mu = 1.0 / (1.0 + np.exp(-eta))
-        w = mu * (1 - mu)
-        grad = X.T @ (y - mu)
-        H = X.T @ (X * w[:, None])
-        try:
-            step = np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(H, grad, rcond=None)[0]
-        beta = beta + step
-        eta = X @ beta
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = -2 * np.sum(np.where(y == 1, np.log(mu), np.log1p(-mu)))
-        if np.max(np.abs(step)) <= tol * (1 + np.max(np.abs(beta))) or abs(dev - dev_old) <= 1e-14 * (abs(dev) + 0.1):
+        dev = deviance(mu)
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
             converged = True
             break
         dev_old = dev
