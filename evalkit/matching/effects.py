@@ -161,7 +161,7 @@ def estimate_effect(
     se_all = {"classical_ols": float(np.sqrt(compute_vcov(fit, "iid").vcov[1, 1]))}
     for kind in ("HC0", "HC1", "HC2", "HC3"):
         se_all[kind] = float(np.sqrt(hc_vcov(X, e, ww, bread, kind)[1, 1]))
-    if cl is not None and vcov != "twoway":
+    if cl is not None and vcov != "twoway" and cl.max() >= 1:
         se_all["CL_default_HC1"] = float(np.sqrt(compute_vcov(fit, "CR1", clusters=cl).vcov[1, 1]))
     n_clusters: tuple[int, ...] = ()
     cluster_names: tuple[str, ...] = ()
@@ -177,8 +177,8 @@ def estimate_effect(
             "HC3": "heteroskedasticity-robust HC3 (sandwich::vcovHC type='HC3'): scores / (1-h), h = weighted leverage",
         }[vcov]
     elif vcov == "CR1":
-        if cl is None:
-            raise SpecificationError("vcov='CR1' needs pair/subclass ids on every matched unit.")
+        if cl is None or cl.max() < 1:
+            raise SpecificationError("vcov='CR1' needs pair/subclass ids on every matched unit and at least 2 pairs/subclasses.")
         vr = compute_vcov(fit, "CR1", clusters=cl, cluster_names=("subclass",))
         V = vr.vcov
         n_clusters = vr.n_clusters
