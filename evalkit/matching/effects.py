@@ -130,7 +130,8 @@ def estimate_effect(
         y[use] = y_all - pre_vals.mean(axis=1)
         term = f"{term} (DiD)"
     method = matched.method
-    if vcov == "auto":
+    auto = vcov == "auto"
+    if auto:
         if matched.is_weighting:
             vcov = "HC0"
         elif method in ("nearest", "optimal") and not matched.replace:
@@ -210,7 +211,8 @@ def estimate_effect(
     est_desc = f"{term}: weighted difference in means after {method} {'weighting' if matched.is_weighting else 'matching'} (WLS of {outcome}{' - ' + '/'.join(pre_cols) if pre_cols else ''} on the treatment)"
     notes = [
         "Propensity score and weights treated as known (no correction for their estimation), as in MatchIt's guidance.",
-        f"SE type {vcov}: {'chosen by design (MatchIt Estimating Effects)' if vcov else ''}.",
+        f"SE type {vcov}: " + ("chosen by design as MatchIt's 'Estimating Effects' guidance recommends (vcov='auto')." if auto else "requested by the user (vcov=)."),
+        "Inference: Student t with n - 2 degrees of freedom (lmtest::coeftest on lm), n = matched units.",
     ]
     if pre_cols:
         notes.append(f"Matched DiD: outcome change {outcome} - mean({', '.join(pre_cols)}) per unit.")
