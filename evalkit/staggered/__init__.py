@@ -1,4 +1,5 @@
-"""Staggered adoption: heterogeneity-robust DiD (Callaway & Sant'Anna 2021).
+"""Staggered adoption: heterogeneity-robust DiD (Callaway & Sant'Anna 2021) and the Goodman-Bacon
+decomposition of the TWFE coefficient.
 
 >>> import evalkit as ek
 >>> gt = ek.staggered.att_gt(df, outcome="spending", unit="member_id", time="quarter",
@@ -6,6 +7,7 @@
 >>> gt.aggregate("dynamic").plot()                                                       # doctest: +SKIP
 """
 from ._att_gt import att_gt
+from .bacon import BaconDecomposition, bacon_decomposition
 from .results import AggregateResult, ATTgtResult, WaldTest
 
-__all__ = ["att_gt", "ATTgtResult", "AggregateResult", "WaldTest"]
+__all__ = ["att_gt", "ATTgtResult", "AggregateResult", "WaldTest", "bacon_decomposition", "BaconDecomposition"]
