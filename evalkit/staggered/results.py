@@ -178,7 +178,11 @@ class ATTgtResult(_StaggeredBase):
         pos = 1
         for c in ("cohort", "time", "event_time"):
             if any(v is not None for v in cols[c]):
-                vals = pd.array(cols[c], dtype="Int64") if c == "event_time" else pd.Series(cols[c], dtype=object)
+                present = [v for v in cols[c] if v is not None]
+                if c == "event_time" or all(isinstance(v, (int, np.integer)) for v in present):
+                    vals = pd.array(cols[c], dtype="Int64")
+                else:
+                    vals = pd.Series(cols[c], dtype=object)
                 table.insert(pos, c, vals)
                 pos += 1
         comp_rows = np.arange(1, len(table))
