@@ -16,7 +16,7 @@ def test_simple_did_variance_by_hand():
     v = pw.disparity_variance(4000, 1000, 0.708, 0.638)
     assert v == pytest.approx(2 * 0.708 * 0.292 / 4000 + 2 * 0.638 * 0.362 / 1000, rel=1e-12)
     r = pw.mde_disparity(4000, 1000, 0.708, 0.638)
-    assert r.mde == pytest.approx(Z * math.sqrt(v), rel=1e-12)
+    assert r.mde == pytest.approx(Z * math.sqrt(v), rel=1e-5)  # two-sided: far tail counted (~1e-6)
     assert r.mde_pp == pytest.approx(100 * r.mde)
     assert r.share_of_gap == pytest.approx(r.mde / 0.07, rel=1e-9)
     assert r.precision == pytest.approx(stats.norm.isf(0.025) * math.sqrt(v), rel=1e-12)
@@ -82,13 +82,13 @@ def test_power_at_mde_is_target():
     p = pw.power_disparity(6000, 1500, 0.70, 0.62, change=r.mde, variance="null", **kw)
     assert p.power == pytest.approx(0.8, abs=1e-5)
     p1 = pw.power_disparity(6000, 1500, 0.70, 0.62, change=r.mde, **kw)
-    assert 0.8 < p1.power < 0.82  # drift: minority rate moves toward 0.5-ish -> post variance differs (here +0.011)
+    assert abs(p1.power - 0.8) < 0.02  # drift: variance at the target's post rates (latent-threshold covariance)
 
 
 def test_one_sided():
     r1 = pw.mde_disparity(2000, 500, 0.7, 0.6, alternative="larger")
     r2 = pw.mde_disparity(2000, 500, 0.7, 0.6)
-    assert r1.mde / r2.mde == pytest.approx((stats.norm.isf(0.05) + stats.norm.ppf(0.8)) / Z)
+    assert r1.mde / r2.mde == pytest.approx((stats.norm.isf(0.05) + stats.norm.ppf(0.8)) / Z, rel=1e-5)  # far tail
 
 
 def test_t_distribution_df_and_larger_mde():
