@@ -65,7 +65,7 @@ def _outcome(data: pd.DataFrame, col: str, role: str) -> np.ndarray:
     if col not in data.columns:
         raise DataError(f"Column {col!r} ({role}=) not found in data.")
     s = data[col]
-    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) and False:
+    if not pd.api.types.is_numeric_dtype(s.dtype):
         raise DataError(f"Column {col!r} ({role}=) must be numeric. Got dtype {s.dtype}; convert it first.")
     k = int(s.isna().sum())
     if k:
