@@ -306,11 +306,7 @@ def _group_var(n, k, p0, p1, d: _Design):
 
 def _variance(d: _Design, pr0, pr1, pm0, pm1):
     """Variance (true-gap scale) of the change in the gap, and the components V_R, V_M, cov."""
-    if d.shared:
-        tot = d.n_r + d.n_m
-        k_r, k_m = d.k * d.n_r / tot, d.k * d.n_m / tot
-    else:
-        k_r = k_m = d.k
+    k_r, k_m = _group_k(d)
     v_r = _group_var(d.n_r, max(k_r, 1.0) if not d.shared else k_r, pr0, pr1, d)
     v_m = _group_var(d.n_m, max(k_m, 1.0) if not d.shared else k_m, pm0, pm1, d)
     cov = 0.0
@@ -320,6 +316,16 @@ def _variance(d: _Design, pr0, pr1, pm0, pm1):
         cov = d.icc * _pair_var(pr0, pr1, pm0, pm1, d.rho_c, d.m, d.r) * ke / (d.n_r + d.n_m)
     var = (v_r + v_m - 2 * cov) / d.lam
     return var, v_r / d.lam, v_m / d.lam, cov / d.lam, k_r, k_m
+
+
+def _group_k(d):
+    """Practice size of each group's own patients."""
+    if isinstance(d.k, tuple):
+        return d.k
+    if d.shared:
+        tot = d.n_r + d.n_m
+        return d.k * d.n_r / tot, d.k * d.n_m / tot
+    return d.k, d.k
 
 
 def _satterthwaite(v_r, v_m, n_r, n_m, k_r, k_m):
@@ -452,7 +458,15 @@ def _common(n_reference, n_minority, p_reference, p_minority, *, n_total, shares
     pr, pm = _check_rate(p_reference, "p_reference"), _check_rate(p_minority, "p_minority")
     check_scalar(rho, "rho", Real, min_val=0, max_val=1, include_max=False)
     check_scalar(icc, "icc", Real, min_val=0, max_val=1, include_max=False)
-    check_scalar(cluster_size, "cluster_size", Real, min_val=1)
+    if isinstance(cluster_size, (tuple, list)):
+        if len(cluster_size) != 2 or shared_practices:
+            raise SpecificationError("'cluster_size' as a pair means (reference, minority) practice sizes for groups in "
+                                     f"separate practices. Got {cluster_size!r} (shared_practices={shared_practices}).")
+        for kk, nm in zip(cluster_size, ("cluster_size[0]", "cluster_size[1]")):
+            check_scalar(kk, nm, Real, min_val=1)
+        cluster_size = (float(cluster_size[0]), float(cluster_size[1]))
+    else:
+        check_scalar(cluster_size, "cluster_size", Real, min_val=1)
     check_scalar(cluster_size_cv, "cluster_size_cv", Real, min_val=0)
     rho_c = rho if practice_persistence is None else practice_persistence
     check_scalar(rho_c, "practice_persistence", Real, min_val=0, max_val=1)
@@ -464,11 +478,13 @@ def _common(n_reference, n_minority, p_reference, p_minority, *, n_total, shares
     check_option(distribution, "distribution", ("normal", "t"))
     if not isinstance(higher_is_better, (bool, np.bool_)):
         raise SpecificationError(f"The 'higher_is_better' parameter must be True or False. Got {higher_is_better!r}.")
-    if not shared_practices and (cluster_size > n_r or cluster_size > n_m) and icc > 0:
+    k_pair = cluster_size if isinstance(cluster_size, tuple) else (cluster_size, cluster_size)
+    if not shared_practices and (k_pair[0] > n_r or k_pair[1] > n_m) and icc > 0:
         raise SpecificationError(f"cluster_size={cluster_size:g} exceeds a group's size ({n_r:g} reference, {n_m:g} "
                                  "minority): practices hold patients of one group unless shared_practices=True.")
     lam, a_r, a_m = _race_lambda(race_accuracy, n_r, n_m)
-    d = _Design(n_r, n_m, float(rho), float(icc), float(cluster_size), float(cluster_size_cv), float(rho_c),
+    d = _Design(n_r, n_m, float(rho), float(icc), cluster_size if isinstance(cluster_size, tuple) else float(cluster_size),
+                float(cluster_size_cv), float(rho_c),
                 bool(shared_practices), int(pre_years), int(post_years), lam)
     gap = orient_gap(pr, pm, bool(higher_is_better))
     return d, pr, pm, gap
@@ -494,7 +510,7 @@ def _post_rates(pr, pm, gap, change, higher_is_better, who):
 
 def _notes(d, distribution, df):
     notes = [f"Planning model: closed cohort, {d.m} pre and {d.r} post year(s) pooled; within-person correlation "
-             f"rho={d.rho:g}; ICC={d.icc:g} in practices of {d.k:g}"
+             f"rho={d.rho:g}; ICC={d.icc:g} in practices of {d.k if isinstance(d.k, tuple) else f'{d.k:g}'}"
              + (f" (CV {d.cv:g})" if d.cv else "") + f"; practice-level correlation across years rho_c*ICC with "
              f"rho_c={d.rho_c:g}; " + ("groups share practices." if d.shared else "groups in separate practices.")]
     if d.lam < 1:
@@ -547,8 +563,9 @@ def mde_disparity(
         Within-person correlation across measurement years.
     icc : float, default=0
         Intraclass correlation of patients in the same practice (within a year).
-    cluster_size : float, default=1
-        Mean patients per practice (of one group; of both with ``shared_practices=True``).
+    cluster_size : float or (float, float), default=1
+        Mean patients per practice (of one group; of both with ``shared_practices=True``); a
+        pair gives the reference and minority groups' own practice sizes.
     cluster_size_cv : float, default=0
         Coefficient of variation of practice sizes.
     practice_persistence : float, optional
@@ -610,9 +627,7 @@ def mde_disparity(
         pw, target, se1 = _power_at(d, pr, pm, gap, reduction, higher_is_better, alpha, alternative, df, "alternative", "minority")
     else:
         pw, target, se1 = float(power), None, se0
-    tot = d.n_r + d.n_m
-    k_r_eff = d.k * d.n_r / tot if d.shared else d.k
-    k_m_eff = d.k * d.n_m / tot if d.shared else d.k
+    k_r_eff, k_m_eff = _group_k(d)
     return DisparityPower(
         mde=float(mde), se=se0, se_alternative=float(se1), precision=float(precision), baseline_gap=gap,
         share_of_gap=float(share), power=float(pw), reduction=reduction, target_change=target, alpha=float(alpha),
@@ -724,9 +739,7 @@ def power_disparity(
     se0 = math.sqrt(var0)
     mde = _solve_mde(se0, alpha, alternative, df, 0.8)
     reason, feasible = _feasibility(gap, mde, pr, pm, higher_is_better, min_gap)
-    tot = d.n_r + d.n_m
-    k_r_eff = d.k * d.n_r / tot if d.shared else d.k
-    k_m_eff = d.k * d.n_m / tot if d.shared else d.k
+    k_r_eff, k_m_eff = _group_k(d)
     return DisparityPower(
         mde=float(mde), se=se0, se_alternative=se1, precision=_crit(alpha, "two-sided", df) * se0, baseline_gap=gap,
         share_of_gap=float(mde / gap) if gap > min_gap else float("nan"), power=pw, reduction=reduction,
