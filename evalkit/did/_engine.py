@@ -89,8 +89,7 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
             f"Not enough observations ({n}) for {k} regressors and {info.n_params} fixed-effect parameters."
         )
     # a regressor the fixed effects explain entirely (e.g. treatment constant within units and periods)
-    w_ = np.ones(n) if w is None else w
-    wsum = float(w_.sum())
+    wsum = float(n if w is None else w.sum())
     drop = []
     for j, nm in enumerate(names):
         xj, xr = X[:, j], Xr[:, j]

@@ -152,10 +152,9 @@ def twfe(
         notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], fit.k - D.shape[1])
     if freeze_covariates:
         notes.append("Covariates frozen at each unit's first observed period (baseline).")
-    cohorts_first = _n_entry_times(vp)
-    if cohorts_first > 1:
+    if _staggered(vp):
         notes.append(
-            f"Staggered adoption ({cohorts_first} entry times): the TWFE coefficient averages cohort-period "
+            f"Staggered adoption (treatment starts in several periods): the TWFE coefficient averages cohort-period "
             f"effects with weights that can be negative when effects grow over time (Goodman-Bacon 2021); "
             f"compare with ek.staggered estimators or report by='cohort'."
         )
@@ -194,34 +193,51 @@ def _bad_control_check(fit, n_effects: int, cluster: np.ndarray, n_cov: int) -> 
     from ..inference.vcov import cluster_scores
 
     notes = []
+    if n_cov == 0:
+        return notes
     w = fit.weights
-    d = fit.X[:, :n_effects].sum(axis=1)  # treated-and-post, residualised on the fixed effects
-    dd = float(d @ (d if w is None else w * d))
+    # treated-and-post, residualised on the fixed effects
+    d = fit.X[:, 0] if n_effects == 1 else fit.X[:, :n_effects].sum(axis=1)
+    wd = d if w is None else w * d
+    dd = float(wd @ d)
+    Xc = fit.X[:, n_effects:n_effects + n_cov]
+    b = (wd @ Xc) / dd  # (n_cov,) slopes of each covariate on treatment
     G = int(cluster.max()) + 1
+    # cluster sums of d * w * (x - b d) = cluster sums of wd*x - b * cluster sums of wd*d
+    s_x = cluster_scores(Xc, d, w, cluster, G)  # (G, n_cov): sum_g w d x
+    s_d = np.bincount(cluster, weights=wd * d, minlength=G)
+    s = s_x - s_d[:, None] * b[None, :]
+    se = np.sqrt(G / (G - 1) * np.sum(s**2, axis=0)) / dd
     for j in range(n_cov):
-        x = fit.X[:, n_effects + j]
-        b = float(d @ (x if w is None else w * x)) / dd
-        if not np.isfinite(b) or np.allclose(x, 0):
+        if not (np.isfinite(b[j]) and se[j] > 0):
             continue
-        s = cluster_scores(d[:, None], x - b * d, w, cluster, G)[:, 0]
-        se = float(np.sqrt(G / (G - 1) * np.sum(s**2)) / dd)
-        if se > 0 and 2 * stats.t.sf(abs(b / se), G - 1) < 0.05:
+        if 2 * stats.t.sf(abs(b[j] / se[j]), G - 1) < 0.05:
             name = fit.names[n_effects + j]
-            msg = (f"Covariate {name!r} moves with treatment (its own DiD: {b:.4g}, SE {se:.3g}): adjusting for it can "
-                   f"absorb part of the effect (a bad control). Consider freeze_covariates=True.")
+            msg = (f"Covariate {name!r} moves with treatment (its own DiD: {b[j]:.4g}, SE {se[j]:.3g}): adjusting for it "
+                   f"can absorb part of the effect (a bad control). Consider freeze_covariates=True.")
             warnings.warn(msg, BadControlWarning, stacklevel=3)
             notes.append(msg)
     return notes
 
 
-def _n_entry_times(vp) -> int:
+def _staggered(vp) -> bool:
+    """True when treatment switches on at more than one calendar period (among units seen switching).
+
+    A count of "entry times" from the data would be misleading under churn: a member first seen
+    after the organisation entered looks like a later entrant. Only the fact is reported.
+    """
     if vp.unit is None or vp.treatment is None:
-        return 0
-    first = np.full(int(vp.unit.max()) + 1, np.iinfo(np.int64).max)
+        return False
     on = vp.treatment == 1
-    np.minimum.at(first, vp.unit[on], vp.time[on])
-    first = first[first < np.iinfo(np.int64).max]
-    return int(len(np.unique(first)))
+    t_on = vp.time[on]
+    if t_on.size == 0:
+        return False
+    first = np.full(int(vp.unit.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, vp.unit[on], t_on)
+    switched = np.zeros(first.size, bool)
+    switched[vp.unit[~on]] = True  # observed untreated at some point: a switcher
+    starts = first[switched & (first < np.iinfo(np.int64).max)]
+    return bool(starts.size and starts.min() != starts.max())
 
 
 def did_2x2(

@@ -145,11 +145,9 @@ class LinearFit:
 def _nested(fe_codes: np.ndarray, cluster: np.ndarray) -> bool:
     """True when every level of the fixed effect lies in a single cluster."""
     size = int(fe_codes.max()) + 1
-    lo = np.full(size, np.iinfo(np.int64).max)
-    hi = np.full(size, -1)
-    np.minimum.at(lo, fe_codes, cluster)
-    np.maximum.at(hi, fe_codes, cluster)
-    return bool(np.all(lo == hi))
+    owner = np.empty(size, dtype=cluster.dtype)
+    owner[fe_codes] = cluster  # one cluster per level, if nested (last write wins otherwise)
+    return bool(np.array_equal(owner.take(fe_codes), cluster))
 
 
 def _k_for_cluster(fit: LinearFit, clusters: list[np.ndarray], s: SmallSampleCorrection) -> int:
