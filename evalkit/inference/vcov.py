@@ -272,9 +272,21 @@ def compute_vcov(
 
 
 def _group_crossprod(X: np.ndarray, cluster: np.ndarray, G: int, w: np.ndarray | None) -> np.ndarray:
-    """Per-cluster X_g' W_g X_g as a (G, k, k) array, via bincount on each column pair."""
+    """Per-cluster X_g' W_g X_g as a (G, k, k) array.
+
+    Few clusters: one BLAS product per cluster on its rows (a loop over clusters, not rows);
+    many clusters: one ``bincount`` per column pair.
+    """
     k = X.shape[1]
     out = np.empty((G, k, k))
+    if G <= 2_000 and k > 2:
+        order = np.argsort(cluster, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(cluster, minlength=G))))
+        for g in range(G):
+            rows = order[bounds[g]:bounds[g + 1]]
+            Xg = X[rows]
+            out[g] = Xg.T @ (Xg if w is None else Xg * w[rows, None])
+        return out
     Xw = X if w is None else X * w[:, None]
     for a in range(k):
         for b in range(a, k):
@@ -527,7 +539,7 @@ def _invert(pval, beta: float, se: float, alpha: float, side: int) -> float:
             inside = mid
         else:
             outside = mid
-        if abs(outside - inside) < 1e-9 * max(se, 1e-12):
+        if abs(outside - inside) < 1e-7 * max(se, 1e-12):
             break
     return 0.5 * (inside + outside)
 
