@@ -270,6 +270,11 @@ def match(
     uses_ps = method in ("nearest", "optimal", "subclass") or discard != "none"
     if method in ("exact", "cem") and distance not in ("logit",) and distance is not None:
         warnings.warn(f"distance={distance!r} ignored for method={method!r}.", UserWarning, stacklevel=2)
+    if method in ("exact", "cem", "subclass"):
+        ignored = [nm for nm, bad in (("ratio", ratio != 1), ("replace", replace), ("caliper", caliper is not None),
+                                      ("m_order", m_order is not None)) if bad]
+        if ignored:
+            warnings.warn(f"{', '.join(ignored)} ignored for method={method!r}.", UserWarning, stacklevel=2)
     if not isinstance(distance, str):
         raise SpecificationError(f"The 'distance' parameter must be 'logit', 'mahalanobis' or a column name. Got {distance!r}.")
     if distance == "logit":

@@ -104,3 +104,8 @@ def test_entropy_infeasible(df):
 
 def test_errors_are_value_errors():
     assert issubclass(DataError, ValueError) and issubclass(ek.SpecificationError, ValueError)
+
+
+def test_ignored_arguments_warn(df):
+    with pytest.warns(UserWarning, match="ratio, caliper ignored for method='exact'"):
+        match(df.assign(xb=(df.x > 0).astype(int)), treatment="t", covariates=["xb"], method="exact", ratio=2, caliper=0.1)
