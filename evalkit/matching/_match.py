@@ -29,20 +29,26 @@ def _group_codes(df: pd.DataFrame) -> np.ndarray:
     return pd.MultiIndex.from_frame(df.astype(object)).factorize()[0] if df.shape[1] > 1 else pd.factorize(df.iloc[:, 0])[0]
 
 
+def pair_arrays(pairs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten {treated: [controls]} into (treated, control, pair number) arrays; pairs are
+    numbered 1.. over matched treated units in data order."""
+    ts = np.array(sorted(t for t, cs in pairs.items() if cs), dtype=np.int64)
+    ks = np.array([len(pairs[t]) for t in ts], dtype=np.int64)
+    cs = np.array([c for t in ts for c in pairs[t]], dtype=np.int64)
+    return np.repeat(ts, ks), cs, np.repeat(np.arange(1, len(ts) + 1), ks)
+
+
 def _weights_from_pairs(pairs: dict, n: int, treat: np.ndarray):
     """MatchIt weights and pair ids from a {treated: [controls]} map (pairs numbered in data order)."""
     w = np.zeros(n)
     sub = np.full(n, np.nan)
-    k = 0
-    for t in sorted(pairs):
-        cs = pairs[t]
-        if not cs:
-            continue
-        k += 1
-        w[t] = 1.0
-        sub[t] = k
-        np.add.at(w, np.asarray(cs), 1.0 / len(cs))
-        sub[np.asarray(cs)] = k
+    t_arr, c_arr, p_arr = pair_arrays(pairs)
+    if len(t_arr):
+        k = np.bincount(t_arr, minlength=n)[t_arr]  # controls of each pair's treated unit
+        w[t_arr] = 1.0
+        w += np.bincount(c_arr, weights=1.0 / k, minlength=n)
+        sub[t_arr] = p_arr
+        sub[c_arr] = p_arr  # with replacement the last pair wins; cleared by the caller
     c = treat == 0
     if w[c].sum() > 0:
         w[c] *= (w[c] > 0).sum() / w[c].sum()
@@ -78,11 +84,16 @@ def _weights_from_subclass(sub: np.ndarray, treat: np.ndarray, estimand: str):
     return w
 
 
-def _renumber(sub_codes: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Subclass ids 1..S for the rows in kept strata (first-appearance order), NaN elsewhere."""
+def _renumber(sub_codes: np.ndarray, keep: np.ndarray, first_in: np.ndarray | None = None) -> np.ndarray:
+    """Subclass ids 1..S for the rows in kept strata, NaN elsewhere. Strata are numbered by first
+    appearance in data order among the rows ``first_in`` (MatchIt's exact/CEM: among the controls),
+    or among all kept rows."""
     out = np.full(len(sub_codes), np.nan)
     if keep.any():
-        out[keep] = pd.factorize(sub_codes[keep])[0] + 1
+        ref = keep & (first_in if first_in is not None else keep)
+        labels = pd.unique(sub_codes[ref])
+        lookup = pd.Series(np.arange(1, len(labels) + 1), index=labels)
+        out[keep] = lookup.reindex(sub_codes[keep]).to_numpy(dtype=float)
     return out
 
 
@@ -381,7 +392,7 @@ def match(
             codes = _group_codes(coarse)
             options["cutpoints"] = cutpoints if not isinstance(cutpoints, dict) else dict(cutpoints)
         both = _strata_with_both(codes, treat, eligible)
-        sub = _renumber(codes, both)
+        sub = _renumber(codes, both, first_in=treat == 0)
         weights = _weights_from_subclass(sub, treat, estimand)
         options["n_subclasses"] = int(np.nanmax(sub)) if both.any() else 0
         nt_lost = int(((treat == 1) & ~both).sum())

@@ -70,11 +70,15 @@ def _ecdf_stats(x: np.ndarray, treat: np.ndarray, w: np.ndarray) -> tuple[float,
 def _pair_dist(X: np.ndarray, pairs: dict[int, list[int]] | None, denom: np.ndarray) -> np.ndarray:
     if not pairs:
         return np.full(X.shape[1], np.nan)
-    per_t = []
-    for t, cs in pairs.items():
-        if cs:
-            per_t.append(np.abs(X[cs] - X[t]).mean(axis=0))
-    return np.mean(per_t, axis=0) / denom
+    from ._match import pair_arrays
+
+    t_arr, c_arr, p_arr = pair_arrays(pairs)
+    if len(t_arr) == 0:
+        return np.full(X.shape[1], np.nan)
+    k = np.bincount(p_arr)[p_arr].astype(float)  # controls in the pair
+    n_pairs = int(p_arr.max())
+    d = np.abs(X[c_arr] - X[t_arr]) / k[:, None]  # each treated unit's mean over its controls
+    return d.sum(axis=0) / n_pairs / denom
 
 
 def balance_table(
