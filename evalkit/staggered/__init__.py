@@ -11,3 +11,7 @@ from .bacon import BaconDecomposition, bacon_decomposition
 from .results import AggregateResult, ATTgtResult, WaldTest
 
 __all__ = ["att_gt", "ATTgtResult", "AggregateResult", "WaldTest", "bacon_decomposition", "BaconDecomposition"]
+
+from .sun_abraham import SunAbrahamResult, sun_abraham  # noqa: E402
+
+__all__ += ["sun_abraham", "SunAbrahamResult"]
