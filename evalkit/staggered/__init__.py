@@ -15,3 +15,7 @@ __all__ = ["att_gt", "ATTgtResult", "AggregateResult", "WaldTest", "bacon_decomp
 from .sun_abraham import SunAbrahamResult, sun_abraham  # noqa: E402
 
 __all__ += ["sun_abraham", "SunAbrahamResult"]
+
+from .imputation import ImputationResult, imputation  # noqa: E402
+
+__all__ += ["imputation", "ImputationResult"]
