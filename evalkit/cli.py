@@ -1,4 +1,4 @@
-"""The ``evalkit`` command line: ``demo``, ``run SPEC``, ``validate DATA --spec SPEC``.
+"""The ``evalkit`` command line: ``demo``, ``run SPEC``, ``validate DATA --spec SPEC``, ``power BASELINE_CSV``.
 
 Exit codes: 0 success; 1 ``validate`` found data that break the contract; 2 a user error (bad
 spec, missing file, invalid data or options), reported as one line on stderr without a
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ._version import __version__
-from .errors import EvalkitError
+from .errors import DataError, EvalkitError, SpecificationError
 
 __all__ = ["main", "build_parser"]
 
@@ -29,6 +29,7 @@ commands:
   demo       simulate AQC-style claims, run the DiD evaluation, write an HTML report
   run        build a report from a YAML/TOML spec
   validate   check a data file against the data contract of a spec (no estimation)
+  power      detectability table (MDE, power, candidates) from a baseline CSV of group rates
 
 Every report folder holds index.html, results.json, results.csv (every estimate; identical
 across re-runs of the same spec on the same data), spec.yaml and manifest.json (data hash,
@@ -41,6 +42,7 @@ examples:
   evalkit demo --out /tmp/aqc --members 5000    # a smaller, faster demo elsewhere
   evalkit run reports/demo/spec.yaml --out /tmp/rerun
   evalkit validate claims.csv --spec myspec.yaml
+  evalkit power baseline.csv --reduction 0.5 --out detectability.csv
 
 exit codes: 0 ok; 1 the data break the contract (validate); 2 user error (bad spec, file, options).
 """
@@ -64,6 +66,20 @@ def _nonneg_int(text: str) -> int:
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return v
+
+
+def _float_arg(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+_POWER_COLUMNS = ("system", "measure", "group", "n_reference", "n_minority", "baseline_gap_pp", "mde_pp", "share_of_gap",
+                  "power", "precision_pp", "candidate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +121,36 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("data", metavar="DATA", type=Path, help="data file (.csv or .parquet); replaces the spec's data source")
     v.add_argument("--spec", metavar="SPEC", type=Path, required=True, help="spec file naming the column roles and designs")
     v.set_defaults(func=_cmd_validate)
+
+    w = sub.add_parser(
+        "power", help="detectability table (MDE, power, candidates) from a baseline CSV of group rates",
+        description="Per system, measure and minority group: the minimum detectable reduction of the gap to the "
+                    "reference group (pp and share of the baseline gap), the power to detect the target reduction, "
+                    "the CI half-width and whether the measure is a candidate, with the reason "
+                    "(evalkit.equity.detectability; method in docs/equity.md). BASELINE_CSV is long format, one row per "
+                    "system x measure x group, with columns system, measure, group, denominator, rate (a proportion), "
+                    "higher_is_better (true/false), optional n_practices, icc, rho.",
+        epilog="example: evalkit power baseline.csv --reduction 0.5 --post-years 2 --out detectability.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("baseline", metavar="BASELINE_CSV", type=Path, help="baseline table (.csv)")
+    w.add_argument("--reduction", metavar="R", type=_float_arg, default=0.25,
+                   help="target share of the baseline gap to close (default: 0.25)")
+    w.add_argument("--alpha", metavar="A", type=_float_arg, default=0.05, help="significance level (default: 0.05)")
+    w.add_argument("--power", metavar="P", type=_float_arg, default=0.8, help="target power (default: 0.8)")
+    w.add_argument("--alternative", choices=("two-sided", "one-sided"), default="two-sided",
+                   help="test (default: two-sided)")
+    w.add_argument("--reference-group", metavar="G", default="White", help="reference group (default: White)")
+    w.add_argument("--pre-years", metavar="M", type=_positive_int, default=1, help="baseline years pooled (default: 1)")
+    w.add_argument("--post-years", metavar="R", type=_positive_int, default=1, help="contract years pooled (default: 1)")
+    w.add_argument("--rho", metavar="RHO", type=_float_arg, default=0.0,
+                   help="within-person correlation across years, where the CSV has no rho column (default: 0)")
+    w.add_argument("--icc", metavar="ICC", type=_float_arg, default=0.0,
+                   help="intraclass correlation within practices, where the CSV has no icc column (default: 0)")
+    w.add_argument("--min-denominator", metavar="N", type=_nonneg_int, default=11,
+                   help="small-cell suppression: groups with fewer patients are not candidates (default: 11)")
+    w.add_argument("--out", metavar="FILE", type=Path, default=None,
+                   help="write the full table as CSV to FILE (default: print the main columns)")
+    w.set_defaults(func=_cmd_power)
     return p
 
 
@@ -168,6 +214,76 @@ def _cmd_validate(args) -> int:
         print(f"{n_bad} of {len(checks)} design(s) fail the data contract.", file=sys.stderr)
         return 1
     print(f"All {len(checks)} design(s) pass the data contract.")
+    return 0
+
+
+def _read_baseline(path: Path):
+    import pandas as pd
+
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{str(path)!r} could not be read as CSV: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.") from None
+    if "higher_is_better" in df.columns and df["higher_is_better"].dtype != bool:
+        text = df["higher_is_better"].astype(str).str.strip().str.lower()
+        mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "1.0": True, "0.0": False}
+        bad = sorted(set(text[~text.isin(list(mapping))]))
+        if bad:
+            raise DataError(f"Column 'higher_is_better' must be true/false (or 1/0, yes/no). Got {bad[:3]}.")
+        df["higher_is_better"] = text.map(mapping).astype(bool)
+    return df
+
+
+def _cmd_power(args) -> int:
+    import pandas as pd
+
+    from .equity import detectability
+
+    for name, v, lo, hi in (("--alpha", args.alpha, 0.0, 0.5), ("--power", args.power, 0.0, 1.0), ("--rho", args.rho, -1.0, 1.0),
+                            ("--icc", args.icc, 0.0, 1.0)):
+        inside = (lo <= v < hi) if name in ("--rho", "--icc") else (lo < v < hi)
+        if not inside:
+            raise SpecificationError(f"{name} must be in {'[' if name in ('--rho', '--icc') else '('}{lo:g}, {hi:g}). Got {v:g}.")
+    if not 0 < args.reduction:
+        raise SpecificationError(f"--reduction must be a positive share of the baseline gap (0.25 = a quarter). Got {args.reduction:g}.")
+    if args.power <= args.alpha:
+        raise SpecificationError(f"--power ({args.power:g}) must exceed --alpha ({args.alpha:g}).")
+    base = _read_baseline(args.baseline)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        det = detectability(base, reference_group=args.reference_group, reduction=args.reduction, alpha=args.alpha,
+                            power=args.power, alternative=args.alternative, rho=args.rho, icc=args.icc,
+                            pre_years=args.pre_years, post_years=args.post_years, min_denominator=args.min_denominator)
+    for w in rec:
+        print(f"evalkit: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    n_cand = int(det["candidate"].sum())
+    head = (f"Detectability of a {args.reduction:.0%} gap reduction (alpha {args.alpha:g}, {args.alternative}, target power "
+            f"{args.power:g}, {args.pre_years} baseline / {args.post_years} contract year(s)): {len(det)} system x measure x group "
+            f"rows, {n_cand} candidate(s).")
+    if args.out is not None:
+        out = args.out
+        if out.resolve() == args.baseline.resolve():
+            raise SpecificationError(f"--out {str(out)!r} is the input file; choose another name.")
+        if out.exists() and out.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(out))
+        if not out.parent.exists():
+            raise FileNotFoundError(2, "No such directory", str(out.parent))
+        det.to_csv(out, index=False, lineterminator="\n", float_format="%.10g")
+        print(head)
+        print(f"Table written to {out}")
+        return 0
+    show = det[list(_POWER_COLUMNS)].copy()
+    for c in ("n_reference", "n_minority"):
+        show[c] = show[c].round().astype("Int64")
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_rows", None):
+        print(head)
+        print(show.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
 
