@@ -19,3 +19,7 @@ __all__ += ["sun_abraham", "SunAbrahamResult"]
 from .imputation import ImputationResult, imputation  # noqa: E402
 
 __all__ += ["imputation", "ImputationResult"]
+
+from .sensitivity import SensitivityResult, honest_bounds, honest_sensitivity  # noqa: E402
+
+__all__ += ["honest_sensitivity", "honest_bounds", "SensitivityResult"]
