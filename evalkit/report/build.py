@@ -98,6 +98,7 @@ _FIGURE_KEYS = {
     "group_means": ("type", "title", "outcome", "time", "group", "entry", "ylabel", "caption"),
     "coefficients": ("type", "title", "designs", "terms", "xlabel", "caption"),
     "event_study": ("type", "title", "design", "ylabel", "caption"),
+    "power_curves": ("type", "title", "design", "system", "group", "caption"),
 }
 _OUTPUT_KEYS = ("html", "json", "csv", "manifest", "spec")
 _DEFAULT_OUTPUTS = {"html": "index.html", "json": "results.json", "csv": "results.csv",
@@ -133,6 +134,9 @@ class DesignSpec:
         Human-readable name for the report.
     options : tuple of str
         Allowed keys of the design's ``options:`` in a spec.
+    check : callable or None
+        ``check(frame, design, roles) -> (message, summary, warnings)`` replacing the panel data
+        contract for designs whose data are not a panel (raise an ``EvalkitError`` on bad data).
     """
 
     name: str
@@ -142,6 +146,7 @@ class DesignSpec:
     contract: Callable[[dict], dict]
     title: str
     options: tuple[str, ...] = ()
+    check: Callable[[pd.DataFrame, dict, dict], tuple[str, dict, list[str]]] | None = None
 
 
 #: Registered designs by name. Add one with :func:`register_design`.
@@ -149,7 +154,8 @@ DESIGNS: dict[str, DesignSpec] = {}
 
 
 def register_design(name: str, func: Callable[..., Any], *, roles: tuple[str, ...], required: tuple[str, ...],
-                    contract: Callable[[dict], dict], title: str, options: tuple[str, ...] | None = None) -> DesignSpec:
+                    contract: Callable[[dict], dict], title: str, options: tuple[str, ...] | None = None,
+                    check: Callable[..., tuple[str, dict, list[str]]] | None = None) -> DesignSpec:
     """Make a design available to specs as ``design: <name>`` (replaces an existing entry).
 
     ``options`` defaults to the keyword-only parameters of ``func`` other than ``outcome`` and
@@ -161,7 +167,7 @@ def register_design(name: str, func: Callable[..., Any], *, roles: tuple[str, ..
         params = inspect.signature(func).parameters
         reserved = {"data", "outcome"} | set(roles)
         options = tuple(p for p in params if p not in reserved and params[p].kind == inspect.Parameter.KEYWORD_ONLY)
-    spec = DesignSpec(name, func, tuple(roles), tuple(required), contract, title, tuple(options))
+    spec = DesignSpec(name, func, tuple(roles), tuple(required), contract, title, tuple(options), check)
     DESIGNS[name] = spec
     return spec
 
@@ -207,6 +213,34 @@ def _register_builtin_designs() -> None:
                                             "weights": r.get("weights"),
                                             "covariates": list(r.get("covariates") or ()) + ([r["post"]] if r.get("post") else [])},
                         title="2x2 DiD (repeated cross-sections)")
+    from .designs import att_gt_design, detectability_design
+
+    register_design("att_gt", att_gt_design, roles=("unit", "time", "cohort", "cluster", "weights", "covariates"),
+                    required=("unit", "time", "cohort"), contract=_panel_contract("cohort"),
+                    title="Staggered adoption: Callaway-Sant'Anna ATT(g,t) with aggregations")
+    register_design("detectability", detectability_design, roles=(), required=(), contract=lambda r: {},
+                    title="Equity measures: detectability of a gap reduction (MDE, power, candidates)",
+                    check=_baseline_check)
+
+
+def _baseline_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
+    """Data contract of the detectability design: a long baseline table of group rates."""
+    from ..equity.detect import REQUIRED_COLUMNS, _validate
+
+    frame = data if d["outcome"] == "rate" else data.rename(columns={d["outcome"]: "rate"})
+    if d["outcome"] != "rate" and d["outcome"] not in data.columns:
+        raise DataError(f"Column {d['outcome']!r} (the rate of design {d['name']!r}) not found in data.")
+    df = _validate(frame)
+    ref = d["options"].get("reference_group", "White")
+    if ref not in set(df["group"]):
+        raise DataError(f"reference_group={ref!r} is not in column 'group' (groups: {sorted(map(str, df['group'].unique()))}).")
+    summ = {"n_obs": int(len(df)), "n_systems": int(df["system"].nunique()), "n_measures": int(df["measure"].nunique()),
+            "n_groups": int(df["group"].nunique())}
+    small = int((df["denominator"] < d["options"].get("min_denominator", 11)).sum())
+    warns = [f"{small} cell(s) below the minimum denominator are suppressed."] if small else []
+    msg = (f"{len(df):,} rows: {summ['n_systems']} systems x {summ['n_measures']} measures x {summ['n_groups']} groups "
+           f"(columns {list(REQUIRED_COLUMNS)})")
+    return msg, summ, warns
 
 
 _register_builtin_designs()
@@ -462,7 +496,7 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
     if not isinstance(f, Mapping) or f.get("type") not in _FIGURE_KEYS:
         raise SpecificationError(f"Spec {where} must be a mapping with type: one of {list(_FIGURE_KEYS)}. Got {f!r}.")
     f = _check_keys(f, _FIGURE_KEYS[f["type"]], where)
-    for k in ("title", "caption", "ylabel", "xlabel", "outcome", "time", "group", "design"):
+    for k in ("title", "caption", "ylabel", "xlabel", "outcome", "time", "group", "design", "system"):
         if k in f:
             _check_str(f[k], f"{where}.{k}")
     if f["type"] == "group_means":
@@ -486,19 +520,35 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
         f["designs"] = list(ds)
         if "terms" in f and (not isinstance(f["terms"], list) or not all(isinstance(t, str) for t in f["terms"])):
             raise SpecificationError(f"Spec {where}.terms must be a list of term names. Got {f['terms']!r}.")
+    elif f["type"] == "power_curves":
+        d = f.get("design")
+        kinds = {x["name"]: x["design"] for x in spec["designs"]}
+        if d not in kinds or kinds[d] != "detectability":
+            raise SpecificationError(f"Spec {where}.design must name a detectability design. Got {d!r}.")
     else:
         d = f.get("design")
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
-        if d not in kinds or kinds[d] != "event_study":
-            raise SpecificationError(f"Spec {where}.design must name an event_study design. Got {d!r}.")
+        if d not in kinds or kinds[d] not in _EVENT_STUDY_DESIGNS:
+            raise SpecificationError(f"Spec {where}.design must name an event_study or att_gt design. Got {d!r}.")
+        if kinds[d] == "att_gt":
+            dd = next(x for x in spec["designs"] if x["name"] == d)
+            aggs = dd["options"].get("aggregations", ("simple", "group", "dynamic"))
+            if "dynamic" not in ([aggs] if isinstance(aggs, str) else list(aggs)):
+                raise SpecificationError(f"Spec {where}: design {d!r} needs the 'dynamic' aggregation for an event-study figure.")
     return dict(f)
+
+
+_EVENT_STUDY_DESIGNS = ("event_study", "att_gt")
 
 
 def _default_figures(spec: dict) -> list[dict]:
     figs: list[dict] = []
     for d in spec["designs"]:
-        if d["design"] == "event_study":
+        aggs = d["options"].get("aggregations", ("simple", "group", "dynamic"))
+        if d["design"] == "event_study" or (d["design"] == "att_gt" and "dynamic" in ([aggs] if isinstance(aggs, str) else list(aggs))):
             figs.append({"type": "event_study", "design": d["name"], "title": d["label"]})
+        elif d["design"] == "detectability":
+            figs.append({"type": "power_curves", "design": d["name"], "title": f"{d['label']}: power curves"})
     return figs
 
 
@@ -698,7 +748,8 @@ def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRu
     warns = _dedupe([_warning_text(w) for w in rec])
     for w in warns:
         logger.info("design %s: %s", d["name"], w)
-    return DesignRun(d, result, variants, notes, warns, _truth_for(truth, d, result), derived)
+    return DesignRun(d, result, variants, notes, warns,
+                     _truth_for(truth, {**d, "_time": _design_roles(spec, d).get("time")}, result), derived)
 
 
 def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
@@ -716,6 +767,8 @@ def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
                    "utilization_share": util / tot, "price_share": 1 - util / tot}
             desc = (f"planted effects over treated member-quarters: total on {outcome!r}, utilization on {std!r}, "
                     f"price = total - utilization")
+        elif d["design"] == "att_gt":
+            return _att_gt_truth(truth, d, frame, scale)
         elif "event_time" in frame.columns:
             by_e = truth.att_by_event_time(outcome, unit="quarter")
             for term, e in zip(frame["term"], frame["event_time"]):
@@ -740,6 +793,38 @@ def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
     except (KeyError, ValueError, AttributeError, EvalkitError) as exc:  # outcome without a planted effect
         logger.debug("no truth for %s: %s", d["name"], exc)
         return None
+
+
+def _att_gt_truth(truth: Any, d: dict, frame: pd.DataFrame, scale: float) -> dict | None:
+    """Planted ATT(g,t) aggregates (simulate_aqc): the estimands of the CS aggregations on the sample."""
+    outcome = d["outcome"]
+    time = d["columns"].get("time") or d.get("_time")
+    unit = {"quarter": "quarter", "year": "year"}.get(str(time))
+    if unit is None:
+        return None
+    out: dict[str, float] = {}
+    by_g = truth.att_by_cohort(outcome, weighting="cells", time=unit)
+    n_g = truth.cohort_sizes(outcome)
+    by_e = truth.att_by_event_time(outcome, unit=unit, weighting="cells")
+    for term, agg, e in zip(frame["term"], frame["aggregation"], frame["event_time"]):
+        term = str(term)
+        if term == "ATT (simple)":
+            out[term] = truth.simple_att(outcome, time=unit) * scale
+        elif term == "ATT (group)":
+            out[term] = float((by_g * n_g.reindex(by_g.index)).sum() / n_g.reindex(by_g.index).sum()) * scale
+        elif term.startswith("cohort="):
+            try:
+                g = float(term.split("=", 1)[1][:4])
+            except ValueError:
+                continue
+            if g in by_g.index:
+                out[term] = float(by_g.loc[g]) * scale
+        elif agg == "dynamic" and pd.notna(e) and int(e) in by_e.index:
+            out[term] = float(by_e.loc[int(e)]) * scale
+    desc = (f"planted Callaway-Sant'Anna estimands on the sample (simulate_aqc truth, {unit} cells): simple = "
+            f"cohort-size-weighted post-entry cells, cohort = mean of the cohort's post-entry cells, e = cohort-size-weighted "
+            f"cells at event time e")
+    return {"description": desc, "terms": out} if out else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -767,6 +852,10 @@ def validate_data(data: pd.DataFrame, spec: dict) -> list[ContractCheck]:
     for d in spec["designs"]:
         roles = _design_roles(spec, d)
         try:
+            if DESIGNS[d["design"]].check is not None:
+                msg, summ, warns = DESIGNS[d["design"]].check(data, d, roles)
+                checks.append(ContractCheck(d["name"], True, msg, summ, warns))
+                continue
             kw = DESIGNS[d["design"]].contract(roles)
             kw = {k: v for k, v in kw.items() if v not in (None, (), [])}
             _all_columns_present(data, d, kw)
@@ -969,12 +1058,47 @@ def _make_figure(f: dict, data: pd.DataFrame, runs: dict[str, DesignRun], spec: 
         ax = plots.plot_coefficients(arg, terms=f.get("terms"), title=f.get("title"), xlabel=f.get("xlabel"))
         lvl = next(iter(results.values())).conventions.level
         caption = f.get("caption") or f"Point estimates with {lvl:.0%} confidence intervals ({', '.join(f['designs'])})."
+    elif kind == "power_curves":
+        from ..equity import plot_power_curves
+
+        run = runs[f["design"]]
+        det = run.result.detectability_frame()
+        opts = {k: v for k, v in run.result.extra["options"].items() if k not in ("power",)}
+        base_frame, _ = _prepare(data, run.spec)
+        if run.spec["outcome"] != "rate":
+            base_frame = base_frame.drop(columns=[c for c in ("rate",) if c in base_frame.columns]).rename(columns={run.spec["outcome"]: "rate"})
+        system = f.get("system") or _first_recommended_system(det)
+        group = f.get("group")
+        if group is None:
+            cand = det[(det["system"] == system) & det["candidate"]]
+            group = str(cand["group"].iloc[0]) if len(cand) else str(det.loc[det["system"] == system, "group"].iloc[0])
+        ax = plot_power_curves(base_frame, system, group=group, power=run.result.extra["options"]["power"], **opts)
+        if f.get("title"):
+            ax.set_title(f"{f['title']}: {system}", loc="left")
+        caption = f.get("caption") or (f"Power to detect a reduction of the baseline gap ({group} vs "
+                                       f"{opts['reference_group']}) by measure in {system}; dotted line: target power "
+                                       f"{run.result.extra['options']['power']:g}. Same planning model as the table.")
     else:
         run = runs[f["design"]]
+        if run.spec["design"] == "att_gt":
+            conv = run.result.conventions
+            ax = plots.plot_event_study(run.result.event_frame(), title=f.get("title"), ylabel=f.get("ylabel") or run.spec["label"],
+                                        xlabel="Periods since entry")
+            caption = f.get("caption") or (f"Callaway-Sant'Anna dynamic aggregation by periods since entry: pointwise "
+                                           f"{conv.level:.0%} CIs (bars) and the simultaneous sup-t band (shaded, when "
+                                           f"bootstrapped); pre-entry estimates use short (varying-base) differences "
+                                           f"unless base_period='universal'.")
+            return {"title": f.get("title") or "", "caption": caption, "uri": _figure_uri(ax.figure)}
         ax = plots.plot_event_study(run.result.event_frame(), title=f.get("title"), ylabel=f.get("ylabel") or run.spec["label"])
         caption = f.get("caption") or (f"Event-study estimates ({run.result.conventions.level:.0%} CIs) by quarters since entry; "
                                        f"the hollow marker is the reference period (normalised to 0), the dashed line entry.")
     return {"title": f.get("title") or "", "caption": caption, "uri": _figure_uri(ax.figure)}
+
+
+def _first_recommended_system(det: pd.DataFrame) -> Any:
+    """The first system (in table order) with a candidate measure, else the first system."""
+    cand = det.loc[det["candidate"], "system"]
+    return cand.iloc[0] if len(cand) else det["system"].iloc[0]
 
 
 def _coerce_like(key: Any, series: pd.Series) -> Any:
@@ -1049,7 +1173,7 @@ def _html_context(spec: dict, records: list[dict], checks: list[ContractCheck], 
         rel = [x for x in rec.get("derived", []) if x["name"] == "relative_effect"]
         row["percent"] = next((x["estimate"] for x in (rel[0]["estimates"] if rel else []) if x["term"] == "effect_percent"), None)
         pt = rec.get("pretrend_test")
-        if pt and pt.get("df_num"):  # an event study: its headline is the joint pre-trend test
+        if rec["design"] == "event_study" and pt and pt.get("df_num"):  # its headline is the joint pre-trend test
             row.update(term=f"pre-trend test, {pt['df_num']} leads = 0: {pt['distribution']} = {_fmt(pt['statistic'])}",
                        estimate=None, std_error=None, conf_low=None, conf_high=None, p_value=pt["p_value"], truth=None,
                        n_effects=0)
