@@ -1356,6 +1356,12 @@ def demo_spec(*, seed: int = 20240101, n_members: int = 20_000) -> dict:
         designs.append({"name": "spending_event_study", "design": "event_study", "outcome": "spending",
                         "units": "$ per member-quarter", "label": "Total spending: event study (quarters since entry)",
                         "options": {"fixed_effects": fe, "vcov": "CR1", "leads": 8, "lags": 12}})
+    if "att_gt" in DESIGNS:
+        designs.append({"name": "spending_cs", "design": "att_gt", "outcome": "spending", "units": "$ per member-quarter",
+                        "label": "Total spending: Callaway-Sant'Anna (staggered entry, never-contracting controls, unadjusted)",
+                        "columns": {"covariates": []},
+                        "options": {"control": "never", "method": "dr", "aggregations": ["simple", "group", "dynamic"],
+                                    "min_e": -8, "max_e": 12, "n_boot": 999, "seed": seed}})
     quality = {"hba1c_test": "HbA1c testing (diabetes)", "ldl_screen": "LDL-C screening",
                "crc_screen": "Colorectal cancer screening", "bp_control": "Blood-pressure control (hypertension)"}
     for col, label in quality.items():
@@ -1375,6 +1381,10 @@ def demo_spec(*, seed: int = 20240101, n_members: int = 20_000) -> dict:
     if "event_study" in DESIGNS:
         figures.insert(1, {"type": "event_study", "design": "spending_event_study", "title": "Spending: event study",
                            "ylabel": "Effect on spending ($)"})
+    if "att_gt" in DESIGNS:
+        figures.insert(2 if "event_study" in DESIGNS else 1,
+                       {"type": "event_study", "design": "spending_cs",
+                        "title": "Spending: Callaway-Sant'Anna event study", "ylabel": "Effect on spending ($)"})
     return {
         "title": "AQC-style evaluation of a global-budget contract (simulated claims)",
         "description": (

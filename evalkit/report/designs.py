@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError
+from ..errors import DataError, EvalkitError
 from ..results import Conventions, EffectResult, SampleInfo
 
 __all__ = ["att_gt_design", "detectability_design", "StaggeredReportResult", "DetectabilityReportResult",
@@ -63,7 +63,7 @@ def att_gt_design(data: pd.DataFrame, *, outcome: str, unit: str, time: str, coh
     gt = att_gt(data, outcome=outcome, unit=unit, time=time, cohort=cohort, control=control, method=method,
                 covariates=covariates, anticipation=anticipation, base_period=base_period, cluster=cluster,
                 weights=weights, level=level, n_boot=n_boot, boot_weights=boot_weights, seed=seed, dropna=dropna)
-    frames, event_frame, crit = [], None, {}
+    frames, event_frame, crit, pre = [], None, {}, None
     for kind in aggs:
         kw = {"max_e": max_e} if kind in ("simple", "group") and max_e is not None else {}
         if kind == "dynamic":
@@ -83,17 +83,18 @@ def att_gt_design(data: pd.DataFrame, *, outcome: str, unit: str, time: str, coh
         crit[kind] = agg.extra.get("crit_value")
         if kind == "dynamic":
             event_frame = agg.event_frame()
+            pre = _event_time_pretest(agg)
     cols = ["term", "aggregation", "cohort", "time", "event_time", "estimate", "std_error", "statistic", "p_value",
             "conf_low", "conf_high", "conf_low_simul", "conf_high_simul"]
     table = pd.concat([f[cols] for f in frames], ignore_index=True)
     table["event_time"] = pd.array([None if v is None or pd.isna(v) else int(v) for v in table["event_time"]], dtype="Int64")
-    pre = None
-    try:
-        w = gt.pretrend_test()
-        pre = {"statistic": w.statistic, "df_num": w.df, "p_value": w.p_value, "distribution": f"chi2({w.df})",
-               "description": "Wald test that every pre-treatment ATT(g,t) is zero (influence-function covariance)"}
-    except Exception:  # no pre-treatment cells (e.g. a single pre-period)
-        pre = None
+    if pre is None:
+        try:
+            w = gt.pretrend_test()
+            pre = {"statistic": w.statistic, "df_num": w.df, "p_value": w.p_value, "distribution": f"chi2({w.df})",
+                   "description": f"Wald test that all {w.df} pre-treatment ATT(g,t) cells are zero"}
+        except EvalkitError:  # no pre-treatment cells
+            pre = None
     conv = gt.conventions
     notes = tuple(conv.notes) + (f"Aggregations: {', '.join(aggs)} (R did::aggte definitions); component rows have "
                                  f"pointwise intervals conf_low/conf_high and, when bootstrapped, a simultaneous sup-t "
@@ -102,6 +103,32 @@ def att_gt_design(data: pd.DataFrame, *, outcome: str, unit: str, time: str, coh
     return StaggeredReportResult(table=table, vcov=np.full((len(table), len(table)), np.nan), conventions=conv,
                                  sample=gt.sample, extra={"event_frame": event_frame, "pretrend": pre, "crit": crit,
                                                           "n_cells": int(len(gt.table))})
+
+
+def _event_time_pretest(agg) -> dict | None:
+    """Wald test that the pre-entry components (e < 0) of a dynamic aggregation are zero.
+
+    Uses the aggregation's influence-function covariance (clustered as in the fit). Preferred
+    over the test of every pre-treatment cell because it has far fewer restrictions: with many
+    cells and few clusters the cell-level covariance is nearly singular.
+    """
+    fr = agg.to_frame()
+    e = fr["event_time"]
+    pre = (e.notna() & (e.fillna(0) < 0)).to_numpy(dtype=bool)
+    if not pre.any():
+        return None
+    theta = fr["estimate"].to_numpy(dtype=float)[pre]
+    V = np.asarray(agg.vcov)[np.ix_(pre, pre)]
+    ok = np.isfinite(theta) & np.all(np.isfinite(V), axis=1)
+    theta, V = theta[ok], V[np.ix_(ok, ok)]
+    if theta.size == 0:
+        return None
+    rank = int(np.linalg.matrix_rank(V))
+    W = float(theta @ np.linalg.pinv(V) @ theta)
+    lo, hi = int(e[pre].min()), int(e[pre].max())
+    return {"statistic": W, "df_num": rank, "p_value": float(stats.chi2.sf(W, rank)), "distribution": f"chi2({rank})",
+            "description": f"Wald test that the {int(pre.sum())} pre-entry event-time effects (e = {lo} to {hi}) of the "
+                           f"dynamic aggregation are zero"}
 
 
 @dataclass(frozen=True, repr=False)

@@ -54,9 +54,10 @@ def test_att_gt_report_matches_library_and_r(mpdta_csv, tmp_path):
         assert est[term]["estimate"] == pytest.approx(v, rel=1e-10)
         assert est[term]["aggregation"] == "dynamic"
     assert est["cohort=2004"]["conf_low_simul"] is not None
-    assert rep.results["designs"][0]["pretrend_test"]["df_num"] == 5
+    pt = rep.results["designs"][0]["pretrend_test"]
+    assert pt["df_num"] == 3 and "pre-entry event-time effects (e = -3 to -1)" in pt["description"]
     html = rep.html.read_text()
-    assert "pre-treatment ATT(g,t) = 0" in html and "Simultaneous (sup-t) bands" in html
+    assert "pre-entry event-time effects" in html and "Simultaneous (sup-t) bands" in html
     assert html.count("data:image/svg+xml;base64,") == 1  # default figure: the event study
 
 
