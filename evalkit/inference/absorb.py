@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: A fixed effect with at most this many levels may be projected in cross-product space.
 SMALL_FE = 2_000
-#: Units per block when forming the dense incidence product.
-_BLOCK = 262_144
+#: Cells (units x periods) per block when forming the dense incidence product (256 MB of float64).
+_BLOCK_CELLS = 2**25
 
 
 @dataclass(frozen=True)
@@ -154,9 +154,10 @@ def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray,
     G = np.diag(wsum_small)
     if nsmall <= 64:
         # dense incidence in blocks of units: BLAS speed, bounded memory (repeated pairs add up)
-        for start in range(0, nbig, _BLOCK):
-            stop = min(start + _BLOCK, nbig)
-            if nbig > _BLOCK:
+        block = max(1, _BLOCK_CELLS // nsmall)
+        for start in range(0, nbig, block):
+            stop = min(start + block, nbig)
+            if nbig > block:
                 sel = (big >= start) & (big < stop)
                 b, s, ww = big[sel] - start, small[sel], (None if w is None else w[sel])
             else:
