@@ -161,10 +161,13 @@ def annotate(results: list[dict]) -> None:
     for r in results:
         r.pop("agreement", None)
         r.pop("ratio_to_evalkit", None)
+        r.pop("cpu_ratio_to_evalkit", None)
         ek = _find(results, "evalkit", int(r["rows_requested"]), float(r["unbalanced"]), bool(r.get("shuffled", False)))
         if r["library"] == "evalkit" or r.get("status") != "ok" or ek is None or ek.get("status") != "ok":
             continue
         r["ratio_to_evalkit"] = r["warm_s"] / ek["warm_s"]
+        if r.get("warm_cpu_s") and ek.get("warm_cpu_s"):
+            r["cpu_ratio_to_evalkit"] = r["warm_cpu_s"] / ek["warm_cpu_s"]
         r["coef_rel_diff"] = _rel(r["estimate"], ek["estimate"])
         r["n_rows_equal"] = r["rows"] == ek["rows"]
         if r["library"] == "pyfixest":
@@ -185,7 +188,9 @@ def bars(results: list[dict]) -> list[tuple[str, str, bool | None]]:
             out.append((f"8M {label}: pyfixest warm / evalkit warm >= {bar:g}", "not measured", None))
         else:
             ok = r["ratio_to_evalkit"] >= bar
-            out.append((f"8M {label}: pyfixest warm / evalkit warm >= {bar:g}", f"{r['ratio_to_evalkit']:.2f}x", ok))
+            cpu = r.get("cpu_ratio_to_evalkit")
+            val = f"{r['ratio_to_evalkit']:.2f}x wall" + (f" (CPU-time ratio {cpu:.2f}x; load {_load(r)})" if cpu else "")
+            out.append((f"8M {label}: pyfixest warm / evalkit warm >= {bar:g}", val, ok))
     for r in results:
         if r["library"] == "evalkit" and int(r["rows_requested"]) == BAR_ROWS and not r.get("shuffled"):
             label = "balanced" if float(r["unbalanced"]) == 0 else f"{r['unbalanced']:.0%} unbalanced"
@@ -210,8 +215,9 @@ def _sources(results: list[dict]) -> str:
         return "—"
     if len(seen) == 1:
         return next(iter(seen))
-    return "; ".join(f"{k} for {', '.join(v)}" for k, v in seen.items()) + \
-        " (**several states: evalkit changed between these runs**; b/u = balanced/unbalanced, s = shuffled)"
+    return (f"**{len(seen)} different states** (evalkit was edited while the suite ran; each row's "
+            f"`evalkit_git`/`evalkit_src_sha` is in latest.json): " + "; ".join(
+                f"{k} ({', '.join(v)})" for k, v in seen.items()) + " — b/u = balanced/unbalanced, s = shuffled")
 
 
 def _load(r: dict) -> str:
@@ -274,7 +280,9 @@ def to_markdown(doc: dict) -> str:
             f"{_fmt_s(r['cold_s'])} | {_load(r)} | "
             f"{r['peak_rss_mb']:.0f} | {r['rss_after_gen_mb']:.0f} | {inc} | {ratio} | {r['estimate']:.10f} | "
             f"{r['std_error']:.6g} | {agree} |")
-    lines += ["", "## Performance bars (evalkit)", ""]
+    lines += ["", "## Performance bars (evalkit)", "",
+              "Judged on wall time as specified; the CPU-time ratio is shown because wall times on a loaded "
+              "machine favour the multi-threaded library (pyfixest's threads win more of the contended CPU).", ""]
     for name, val, ok in bars(results):
         mark = "not measured" if ok is None else ("MET" if ok else "NOT MET")
         lines.append(f"- {name}: {val} — **{mark}**")
@@ -321,6 +329,10 @@ def main(argv=None) -> None:
     if a.render_only:
         with open(a.out + ".json") as f:
             doc = json.load(f)
+        annotate(doc["results"])
+        doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in bars(doc["results"])]
+        with open(a.out + ".json", "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
         md = to_markdown(doc)
         with open(a.out + ".md", "w") as f:
             f.write(md)
