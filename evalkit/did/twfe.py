@@ -232,6 +232,11 @@ def _staggered(vp) -> bool:
     t_on = vp.time[on]
     if t_on.size == 0:
         return False
+    if getattr(vp, "sorted_by_unit_time", False) and vp.nobs > 1:
+        # rows sorted by unit then time: a switch is a treated row after an untreated row of the same unit
+        sw = on[1:] & ~on[:-1] & (vp.unit[1:] == vp.unit[:-1])
+        starts = vp.time[1:][sw]
+        return bool(starts.size and starts.min() != starts.max())
     first = np.full(int(vp.unit.max()) + 1, np.iinfo(np.int64).max)
     np.minimum.at(first, vp.unit[on], t_on)
     switched = np.zeros(first.size, bool)
