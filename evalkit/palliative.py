@@ -58,6 +58,7 @@ __all__ = [
     "solve_net_benefit",
     "net_benefit_sensitivity",
     "plot_net_benefit_sensitivity",
+    "index_propensity",
     "PILOT",
     "DEFAULT_COVARIATES",
     "DEFAULT_PRE_COVARIATES",
@@ -540,6 +541,52 @@ def analysis_frame(
 # matched analysis
 
 
+def _logit_fit(X: np.ndarray, y: np.ndarray, ridge: float = 1e-8, max_iter: int = 50) -> np.ndarray:
+    """Logistic regression by Newton-Raphson (a tiny ridge keeps near-separated strata finite);
+    returns the fitted probabilities."""
+    beta = np.zeros(X.shape[1])
+    pen = np.full(X.shape[1], ridge)
+    pen[0] = 0.0
+    for _ in range(max_iter):
+        eta = np.clip(X @ beta, -30, 30)
+        mu = _expit(eta)
+        W = mu * (1 - mu)
+        H = X.T @ (X * W[:, None]) + np.diag(pen * len(y))
+        step = np.linalg.solve(H, X.T @ (y - mu) - pen * len(y) * beta)
+        beta += step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return _expit(np.clip(X @ beta, -30, 30))
+
+
+def index_propensity(frame: pd.DataFrame, *, treatment: str, covariates: Sequence[str], strata: str = "index_month",
+                     min_treated: int | None = None) -> np.ndarray:
+    r"""Propensity score fitted separately within each index month (logit, factors as dummies).
+
+    Within an index month the enrollment odds depend on the covariates differently than in other
+    months (enrollment timing itself depends on diagnosis and frailty), so one additive logit with
+    the index month as a covariate leaves covariates unbalanced *within* index months; matching
+    exactly on the index month needs a score that balances within it. Strata with fewer than
+    ``min_treated`` treated patients (default: 5 + number of model columns) use a pooled logit with
+    index-month dummies and their interactions left out.
+    """
+    X = pd.get_dummies(frame[list(covariates)], drop_first=True, dtype=float).to_numpy(dtype=float)
+    sd = X.std(axis=0)
+    keep = sd > 0
+    X = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]
+    X = np.column_stack([np.ones(len(X)), X])
+    y = frame[treatment].to_numpy(dtype=float)
+    g = frame[strata].to_numpy()
+    dummies = pd.get_dummies(pd.Series(g), drop_first=True, dtype=float).to_numpy()
+    ps = _logit_fit(np.column_stack([X, dummies]), y)
+    k = X.shape[1] + 5 if min_treated is None else int(min_treated)
+    for v in pd.unique(g):
+        rows = g == v
+        if y[rows].sum() >= k and (1 - y[rows]).sum() >= k:
+            ps[rows] = _logit_fit(X[rows], y[rows])
+    return ps
+
+
 @dataclass(frozen=True, repr=False)
 class PalliativeEvaluation:
     """Everything :func:`palliative_evaluation` computed.
@@ -602,7 +649,7 @@ def _rescale(res: EffectResult, scale: float, term: str, note: str) -> EffectRes
     t = res.to_frame()
     tab = tidy_table([term], t["estimate"].to_numpy() * scale, t["std_error"].to_numpy() * abs(scale), res.conventions.df,
                      res.conventions.level)
-    conv = dataclasses.replace(res.conventions, notes=tuple(res.conventions.notes) + (note,))
+    conv = dataclasses.replace(res.conventions, estimator=f"{term}: {note}", notes=tuple(res.conventions.notes) + (note,))
     return EffectResult(tab, np.asarray(res.vcov) * scale**2, conv, res.sample, dict(res.extra, scale=scale))
 
 
@@ -620,6 +667,7 @@ def palliative_evaluation(
     by: str | Sequence[str] | None = None,
     caliper: float | None = 0.2,
     ratio: int = 1,
+    propensity: str = "by_index",
     level: float = 0.95,
     program_cost: float | None = None,
     net_benefit_kwargs: Mapping[str, Any] | None = None,
@@ -642,6 +690,11 @@ def palliative_evaluation(
         Baseline columns, and pre-index columns of :func:`analysis_frame`, in the propensity model.
     caliper : float, default=0.2
         In SD of the propensity score (MatchIt); ``None`` for none.
+    propensity : {"by_index", "pooled"}, default="by_index"
+        ``"by_index"``: a logit fitted within each index month (:func:`index_propensity`), which
+        balances the covariates within index months (enrollment timing depends on the covariates);
+        ``"pooled"``: MatchIt's single logit with the index month as a covariate (biased here: see
+        the Monte Carlo study in ``docs/palliative.md``).
     program_cost : float, default=None
         Program cost per enrolled patient; if given, :func:`net_benefit` is computed from the
         member-month PMPM savings with ``months_enrolled`` = the matched treated mean, plus
@@ -663,12 +716,18 @@ def palliative_evaluation(
     """
     from . import matching
 
+    check_option(propensity, "propensity", ("by_index", "pooled"), "palliative_evaluation")
     frame = analysis_frame(data, unit=unit, time=time, treatment=treatment, index=index, covariates=covariates,
                            window=window, lookback=lookback, by=by, seed=seed)
     covs = list(check_columns_arg(covariates, "covariates")) + list(check_columns_arg(pre_covariates, "pre_covariates")) + ["index_month"]
     frame_m = frame.assign(**{treatment: frame[treatment].astype(int)})
-    m = matching.match(frame_m, treatment=treatment, covariates=covs, method="nearest", ratio=ratio, caliper=caliper,
-                       exact=["index_month"])
+    if propensity == "by_index":
+        frame_m["pscore"] = index_propensity(frame_m, treatment=treatment, covariates=covs[:-1])
+        m = matching.match(frame_m, treatment=treatment, covariates=covs, method="nearest", distance="pscore", m_order="largest",
+                           ratio=ratio, caliper=caliper, exact=["index_month"])
+    else:
+        m = matching.match(frame_m, treatment=treatment, covariates=covs, method="nearest", ratio=ratio, caliper=caliper,
+                           exact=["index_month"])
     total = matching.estimate_effect(m, "post_total", level=level)
     per_patient = matching.estimate_effect(m, "post_pmpm", level=level)
     did = matching.estimate_effect(m, "post_pmpm", pre="pre_pmpm", level=level)
