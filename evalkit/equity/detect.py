@@ -38,7 +38,7 @@ def _validate(baseline: pd.DataFrame) -> pd.DataFrame:
             raise DataError(f"Column {col!r}: {n_na} missing value(s); fill or drop those rows.")
     bad = df[(df["rate"] < 0) | (df["rate"] > 1)]
     if len(bad):
-        raise DataError(f"Column 'rate': {len(bad)} value(s) outside [0, 1] (e.g. {bad['rate'].iloc[0]!r}); rates are "
+        raise DataError(f"Column 'rate': {len(bad)} value(s) outside [0, 1] (e.g. {float(bad['rate'].iloc[0])!r}); rates are "
                         "proportions -- divide percentages by 100.")
     if (df["denominator"] < 0).any():
         raise DataError("Column 'denominator': negative values; denominators are patient counts.")

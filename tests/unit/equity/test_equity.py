@@ -98,3 +98,9 @@ def test_plots_return_axes(base):
     assert isinstance(ax, matplotlib.axes.Axes) and len(ax.lines) >= 3
     ax2 = ek.equity.plot_mde(ek.equity.detectability(base), system="System B (mid-size suburban)")
     assert isinstance(ax2, matplotlib.axes.Axes)
+
+
+def test_rate_error_prints_plain_float(base):
+    with pytest.raises(DataError, match=r"\(e\.g\. 70\.8\); rates are proportions") as exc:
+        ek.equity.detectability(base.assign(rate=base.rate * 100))
+    assert "np.float64" not in str(exc.value)
