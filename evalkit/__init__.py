@@ -19,7 +19,7 @@ from .errors import (
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_SUBMODULES = ("data", "datasets", "did", "inference", "matching", "plots", "report", "staggered", "power", "equity", "palliative")
+_SUBMODULES = ("data", "datasets", "did", "inference", "matching", "plots", "report", "staggered", "power", "equity", "palliative", "scale")
 
 
 def __getattr__(name):  # PEP 562: submodules load on first use (keeps `import evalkit` light)

@@ -1,0 +1,7 @@
+"""Scale: claims-sized data out of core (DuckDB/pyarrow) and sufficient-statistics estimation.
+
+Needs the optional extra ``pip install 'evalkit[scale]'`` (duckdb, pyarrow). See ``docs/scale.md``.
+"""
+from .io import ClaimsPanel, check_panel_source, read_claims
+
+__all__ = ["read_claims", "ClaimsPanel", "check_panel_source"]
