@@ -7,8 +7,10 @@
 """
 from .detect import REQUIRED_COLUMNS, detectability, select_measures
 from .example import PUBLISHED_RATES, example_baseline
+from .payout import PayoutRisk, linear_schedule, payout_risk
 from .plots import plot_mde, plot_power_curves
 from .stratified import stratified_gaps
 
 __all__ = ["REQUIRED_COLUMNS", "detectability", "select_measures", "example_baseline", "PUBLISHED_RATES",
-           "plot_power_curves", "plot_mde", "stratified_gaps"]
+           "plot_power_curves", "plot_mde", "stratified_gaps",
+           "payout_risk", "linear_schedule", "PayoutRisk"]
