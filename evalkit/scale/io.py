@@ -552,7 +552,7 @@ def check_panel_source(con, relation: str, *, columns: Sequence[str], roles: Map
         raise _missing_error(counts, n_bad, n)
     if unit is not None:
         dup = con.execute(
-            f"SELECT sum(k)::BIGINT, list({q(unit)} ORDER BY {q(unit)})[1:3], list({q(time)} ORDER BY {q(unit)})[1:3] FROM "
+            f"SELECT sum(k)::BIGINT, list({q(unit)} ORDER BY {q(unit)}, {q(time)})[1:3], list({q(time)} ORDER BY {q(unit)}, {q(time)})[1:3] FROM "
             f"(SELECT {q(unit)}, {q(time)}, count(*) AS k FROM {relation} GROUP BY ALL HAVING count(*) > 1)"
         ).fetchone()
         if dup[0]:
