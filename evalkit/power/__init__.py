@@ -15,12 +15,13 @@ from .analytic import (
     power_two_proportions,
     race_accuracy_from_probabilities,
 )
-from .simulate import MonteCarloPower, power_disparity_mc, simulate_disparity_did
+from .simulate import MonteCarloPower, power_disparity_mc, simulate_disparity_did, simulate_disparity_panel
 
 __all__ = [
     "MonteCarloPower",
     "power_disparity_mc",
     "simulate_disparity_did",
+    "simulate_disparity_panel",
     "DisparityPower",
     "design_effect",
     "disparity_variance",

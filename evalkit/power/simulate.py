@@ -44,7 +44,7 @@ from .._validation import as_generator, check_option, check_scalar
 from ..errors import SpecificationError
 from .analytic import _check_n, _check_rate
 
-__all__ = ["simulate_disparity_did", "power_disparity_mc", "MonteCarloPower"]
+__all__ = ["simulate_disparity_did", "simulate_disparity_panel", "power_disparity_mc", "MonteCarloPower"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,54 @@ def _copy_probs(rho, icc, rho_c):
         raise SpecificationError(f"rho={rho} with icc={icc}: the simulation needs rho - icc*rho_c <= (1 - sqrt(icc))^2 "
                                  f"= {(1 - a) ** 2:.3g}.")
     return a, g, math.sqrt(min(d2, 1.0))
+
+
+def _prepare(n_reference, n_minority, p_reference, p_minority, p_reference_post, p_minority_post, rho, icc,
+             cluster_size, practice_persistence, pre_years, post_years, race_accuracy, seed):
+    """Validate the design and derive the simulation constants (shared by the estimator and panel simulators)."""
+    n_r, n_m = int(_check_n(n_reference, "n_reference")), int(_check_n(n_minority, "n_minority"))
+    pr0, pm0 = _check_rate(p_reference, "p_reference"), _check_rate(p_minority, "p_minority")
+    pr1 = pr0 if p_reference_post is None else _check_rate(p_reference_post, "p_reference_post")
+    pm1 = pm0 if p_minority_post is None else _check_rate(p_minority_post, "p_minority_post")
+    check_scalar(rho, "rho", Real, min_val=0, max_val=1, include_max=False)
+    check_scalar(icc, "icc", Real, min_val=0, max_val=1, include_max=False)
+    check_scalar(cluster_size, "cluster_size", Integral, min_val=1)
+    check_scalar(pre_years, "pre_years", Integral, min_val=1)
+    check_scalar(post_years, "post_years", Integral, min_val=1)
+    rho_c = rho if practice_persistence is None else practice_persistence
+    a_copy, g_copy, d_copy = _copy_probs(rho, icc, rho_c)
+    rng = as_generator(seed)
+    k = int(cluster_size)
+    J_r, J_m = max(n_r // k, 1), max(n_m // k, 1)
+    n_r, n_m = J_r * k, J_m * k
+    N, J, T = n_r + n_m, J_r + J_m, pre_years + post_years
+    post = np.r_[np.zeros(pre_years, bool), np.ones(post_years, bool)]
+    pi = kappa = None
+    if race_accuracy is not None:
+        pi = n_m / N
+        check_scalar(race_accuracy, "race_accuracy", Real, min_val=pi, max_val=1, include_min=False, include_max=False)
+        kappa = (1 - pi) / (race_accuracy - pi) - 1
+    return n_r, n_m, pr0, pr1, pm0, pm1, a_copy, g_copy, d_copy, rng, k, J_r, J_m, N, J, T, post, pi, kappa
+
+
+def _draw(rng, B, J, N, T, k, n_r, n_m, a_copy, g_copy, d_copy, race_accuracy, pi, kappa, post, pr0, pr1, pm0, pm1):
+    """One chunk of ``B`` replications: outcomes Y (B, N, T), minority probabilities q, true membership."""
+    P = rng.random((B, J, 1))
+    S = np.where(rng.random((B, J, T)) < g_copy, P, rng.random((B, J, T)))
+    Q = rng.random((B, N, 1))
+    W = np.where(rng.random((B, N, T)) < d_copy, Q, rng.random((B, N, T)))
+    prac = np.repeat(np.arange(J), k)
+    U = np.where(rng.random((B, N, T)) < a_copy, S[:, prac, :], W)
+    if race_accuracy is None:
+        q = np.r_[np.zeros(n_r), np.ones(n_m)][None, :].repeat(B, 0)
+        minority = q.astype(bool)
+    else:
+        q = np.sort(rng.beta(pi * kappa, (1 - pi) * kappa, size=(B, N)), axis=1)  # practices sorted by q
+        minority = rng.random((B, N)) < q
+    p_pre = np.where(minority, pm0, pr0)
+    p_post = np.where(minority, pm1, pr1)
+    thr = np.where(post[None, None, :], p_post[:, :, None], p_pre[:, :, None])
+    return (U < thr).astype(float), q, minority
 
 
 def simulate_disparity_did(
@@ -107,28 +155,10 @@ def simulate_disparity_did(
     >>> list(d.columns)
     ['estimate', 'std_error', 'df', 'gap_pre']
     """
-    n_r, n_m = int(_check_n(n_reference, "n_reference")), int(_check_n(n_minority, "n_minority"))
-    pr0, pm0 = _check_rate(p_reference, "p_reference"), _check_rate(p_minority, "p_minority")
-    pr1 = pr0 if p_reference_post is None else _check_rate(p_reference_post, "p_reference_post")
-    pm1 = pm0 if p_minority_post is None else _check_rate(p_minority_post, "p_minority_post")
-    check_scalar(rho, "rho", Real, min_val=0, max_val=1, include_max=False)
-    check_scalar(icc, "icc", Real, min_val=0, max_val=1, include_max=False)
-    check_scalar(cluster_size, "cluster_size", Integral, min_val=1)
     check_scalar(n_reps, "n_reps", Integral, min_val=1)
-    check_scalar(pre_years, "pre_years", Integral, min_val=1)
-    check_scalar(post_years, "post_years", Integral, min_val=1)
-    rho_c = rho if practice_persistence is None else practice_persistence
-    a_copy, g_copy, d_copy = _copy_probs(rho, icc, rho_c)
-    rng = as_generator(seed)
-    k = int(cluster_size)
-    J_r, J_m = max(n_r // k, 1), max(n_m // k, 1)
-    n_r, n_m = J_r * k, J_m * k
-    N, J, T = n_r + n_m, J_r + J_m, pre_years + post_years
-    post = np.r_[np.zeros(pre_years, bool), np.ones(post_years, bool)]
-    if race_accuracy is not None:
-        pi = n_m / N
-        check_scalar(race_accuracy, "race_accuracy", Real, min_val=pi, max_val=1, include_min=False, include_max=False)
-        kappa = (1 - pi) / (race_accuracy - pi) - 1
+    (n_r, n_m, pr0, pr1, pm0, pm1, a_copy, g_copy, d_copy, rng, k, J_r, J_m, N, J, T, post, pi, kappa) = _prepare(
+        n_reference, n_minority, p_reference, p_minority, p_reference_post, p_minority_post, rho, icc, cluster_size,
+        practice_persistence, pre_years, post_years, race_accuracy, seed)
     chunk = chunk or max(1, min(n_reps, int(4e6 // (N * T))))
     sign = 1.0 if higher_is_better else -1.0
     out = []
@@ -136,22 +166,8 @@ def simulate_disparity_did(
     while done < n_reps:
         B = min(chunk, n_reps - done)
         done += B
-        P = rng.random((B, J, 1))
-        S = np.where(rng.random((B, J, T)) < g_copy, P, rng.random((B, J, T)))
-        Q = rng.random((B, N, 1))
-        W = np.where(rng.random((B, N, T)) < d_copy, Q, rng.random((B, N, T)))
-        prac = np.repeat(np.arange(J), k)
-        U = np.where(rng.random((B, N, T)) < a_copy, S[:, prac, :], W)
-        if race_accuracy is None:
-            q = np.r_[np.zeros(n_r), np.ones(n_m)][None, :].repeat(B, 0)
-            minority = q.astype(bool)
-        else:
-            q = np.sort(rng.beta(pi * kappa, (1 - pi) * kappa, size=(B, N)), axis=1)  # practices sorted by q
-            minority = rng.random((B, N)) < q
-        p_pre = np.where(minority, pm0, pr0)
-        p_post = np.where(minority, pm1, pr1)
-        thr = np.where(post[None, None, :], p_post[:, :, None], p_pre[:, :, None])
-        Y = (U < thr).astype(float)
+        Y, q, minority = _draw(rng, B, J, N, T, k, n_r, n_m, a_copy, g_copy, d_copy, race_accuracy, pi, kappa,
+                               post, pr0, pr1, pm0, pm1)
         d = Y[:, :, post].mean(2) - Y[:, :, ~post].mean(2)
         ypre = Y[:, :, ~post].mean(2)
         sm, sr = q.sum(1, keepdims=True), (1 - q).sum(1, keepdims=True)
@@ -174,6 +190,58 @@ def simulate_disparity_did(
             df = np.full(B, np.nan)
         out.append(pd.DataFrame({"estimate": est, "std_error": np.sqrt(var), "df": df, "gap_pre": gap_pre}))
     return pd.concat(out, ignore_index=True)
+
+
+def simulate_disparity_panel(
+    n_reference: int,
+    n_minority: int,
+    p_reference: float,
+    p_minority: float,
+    *,
+    p_reference_post: float | None = None,
+    p_minority_post: float | None = None,
+    rho: float = 0.0,
+    icc: float = 0.0,
+    cluster_size: int = 1,
+    practice_persistence: float | None = None,
+    pre_years: int = 1,
+    post_years: int = 1,
+    race_accuracy: float | None = None,
+    reference_group: str = "White",
+    minority_group: str = "Black",
+    seed: int | np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """One simulated study of :func:`simulate_disparity_did`'s design as patient-year rows.
+
+    Draws exactly what ``simulate_disparity_did(..., n_reps=1, seed=seed)`` draws (same random
+    stream), so :func:`evalkit.equity.disparity_did` on this table reproduces that replication's
+    estimate. Columns: ``patient, practice, year`` (0 ..
+    ``pre_years + post_years - 1``), ``period`` ("pre"/"post"), ``y`` (0/1), ``race`` (true
+    group), ``prob_minority`` (the imputed probability; 0/1 for known race),
+    ``prob_reference`` (= 1 - ``prob_minority``).
+
+    Examples
+    --------
+    >>> p = simulate_disparity_panel(40, 20, 0.7, 0.6, cluster_size=10, seed=1)
+    >>> p.shape, sorted(p.period.unique())
+    ((120, 8), ['post', 'pre'])
+    """
+    (n_r, n_m, pr0, pr1, pm0, pm1, a_copy, g_copy, d_copy, rng, k, J_r, J_m, N, J, T, post, pi, kappa) = _prepare(
+        n_reference, n_minority, p_reference, p_minority, p_reference_post, p_minority_post, rho, icc, cluster_size,
+        practice_persistence, pre_years, post_years, race_accuracy, seed)
+    Y, q, minority = _draw(rng, 1, J, N, T, k, n_r, n_m, a_copy, g_copy, d_copy, race_accuracy, pi, kappa,
+                           post, pr0, pr1, pm0, pm1)
+    pid = np.repeat(np.arange(N), T)
+    return pd.DataFrame({
+        "patient": pid,
+        "practice": np.repeat(np.arange(J), k)[pid],
+        "year": np.tile(np.arange(T), N),
+        "period": np.where(np.tile(post, N), "post", "pre"),
+        "y": Y[0].ravel().astype(int),
+        "race": np.where(minority[0], minority_group, reference_group)[pid],
+        "prob_minority": q[0][pid],
+        "prob_reference": 1.0 - q[0][pid],
+    })
 
 
 def power_disparity_mc(
