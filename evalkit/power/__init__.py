@@ -15,9 +15,12 @@ from .analytic import (
     power_two_proportions,
     race_accuracy_from_probabilities,
 )
+from .samplesize import SampleSize, n_for_disparity
 from .simulate import MonteCarloPower, power_disparity_mc, simulate_disparity_did, simulate_disparity_panel
 
 __all__ = [
+    "SampleSize",
+    "n_for_disparity",
     "MonteCarloPower",
     "power_disparity_mc",
     "simulate_disparity_did",
