@@ -147,6 +147,8 @@ def twfe(
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, vp.treatment, tuple(range(D.shape[1])), vp.unit, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     notes = []
+    if by and vcov in ("CR0", "CR1") and vp.cluster is not None:
+        notes += _few_treated_clusters_by_term(D, dnames, vp.cluster[:, 0], clusters[0])
     unit_fe = "unit" in fixed_effects or unit in fixed_effects
     if check_bad_controls and unit_fe and not freeze_covariates and fit.k > D.shape[1]:
         notes += _bad_control_check(fit, D.shape[1], vp.cluster[:, 0], fit.k - D.shape[1])
@@ -218,6 +220,23 @@ def _bad_control_check(fit, n_effects: int, cluster: np.ndarray, n_cov: int) -> 
             warnings.warn(msg, BadControlWarning, stacklevel=3)
             notes.append(msg)
     return notes
+
+
+def _few_treated_clusters_by_term(D: np.ndarray, names, cluster: np.ndarray, cluster_name: str) -> list[str]:
+    """Warn when a ``by=`` effect term rests on few treated clusters (CR1 under-covers there)."""
+    from ..data.schema import MIN_TREATED_CLUSTERS
+    from ..errors import FewClustersWarning
+
+    G = int(cluster.max()) + 1
+    counts = [int(np.count_nonzero(np.bincount(cluster, weights=D[:, j], minlength=G))) for j in range(D.shape[1])]
+    few = [(n, c) for n, c in zip(names, counts) if c < MIN_TREATED_CLUSTERS]
+    if not few:
+        return []
+    shown = ", ".join(f"{n} ({c})" for n, c in few[:6]) + (" ..." if len(few) > 6 else "")
+    msg = (f"{len(few)} effect terms rest on fewer than {MIN_TREATED_CLUSTERS} treated clusters of {cluster_name!r}: "
+           f"{shown}. CR1 intervals under-cover there; use vcov='CR2' or vcov='wild' for these terms.")
+    warnings.warn(msg, FewClustersWarning, stacklevel=3)
+    return [msg]
 
 
 def _staggered(vp) -> bool:

@@ -219,3 +219,11 @@ def test_did_2x2_matches_interaction_regression():
     V = bread @ (X * e[:, None] ** 2).T @ X @ bread * n / (n - 5)
     np.testing.assert_allclose(res.estimate, b[3], atol=1e-10)
     np.testing.assert_allclose(res.std_error, np.sqrt(V[3, 3]), rtol=1e-9)
+
+
+def test_by_terms_on_few_treated_clusters_warn():
+    df = ek.datasets.simulate_aqc(seed=1, n_members=1500).data
+    with pytest.warns(ek.FewClustersWarning, match=r"effect terms rest on fewer than 10 treated clusters of 'org_id'"):
+        res = ek.did.twfe(df, outcome="spending", unit="member_id", time="quarter", treatment="aqc",
+                          cluster="org_id", by="entry_year")
+    assert any("under-cover" in n for n in res.conventions.notes)
