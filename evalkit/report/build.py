@@ -99,7 +99,12 @@ _FIGURE_KEYS = {
     "coefficients": ("type", "title", "designs", "terms", "xlabel", "caption"),
     "event_study": ("type", "title", "design", "ylabel", "caption"),
     "power_curves": ("type", "title", "design", "system", "group", "caption"),
+    "love": ("type", "title", "design", "threshold", "caption"),
+    "overlap": ("type", "title", "design", "caption"),
+    "gaps": ("type", "title", "design", "systems", "caption"),
 }
+#: Figure types drawn from one design of the given kind.
+_FIGURE_DESIGN = {"love": ("match",), "overlap": ("match",), "gaps": ("stratified_gaps",)}
 _OUTPUT_KEYS = ("html", "json", "csv", "manifest", "spec")
 _DEFAULT_OUTPUTS = {"html": "index.html", "json": "results.json", "csv": "results.csv",
                     "manifest": "manifest.json", "spec": "spec.yaml"}
@@ -221,6 +226,41 @@ def _register_builtin_designs() -> None:
     register_design("detectability", detectability_design, roles=(), required=(), contract=lambda r: {},
                     title="Equity measures: detectability of a gap reduction (MDE, power, candidates)",
                     check=_baseline_check)
+    from .designs import _match_check, match_design, stratified_gaps_design
+
+    register_design("match", match_design, roles=("treatment", "covariates"), required=("treatment", "covariates"),
+                    contract=lambda r: {}, check=_match_check,
+                    title="Matched comparison (evalkit.matching, R MatchIt 4.7 conventions): ATT on the matched sample")
+    register_design("stratified_gaps", stratified_gaps_design, roles=(), required=(), contract=lambda r: {},
+                    check=_gaps_check, title="Equity: rates and gaps by race/ethnicity per system, with small-cell suppression")
+
+
+def _gaps_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
+    """Data contract of the stratified_gaps design: a binary measure, the group and system columns."""
+    o = d["options"]
+    group, system, y = o.get("group", "race_eth"), o.get("system"), d["outcome"]
+    wanted = [("outcome", y), ("group", group)] + ([("system", system)] if system else [])
+    missing = [f"{c!r} (the {r})" for r, c in wanted if c not in data.columns]
+    if missing:
+        raise DataError(f"Column(s) not found in data: {', '.join(missing)}. Available columns: {[str(c) for c in data.columns][:30]}.")
+    frame, _ = _prepare(data, {**d, "scale": 1})
+    v = frame[y]
+    n_miss = int(v.isna().sum())
+    if n_miss and not o.get("dropna", False):
+        raise DataError(f"Column {y!r}: {n_miss} missing value(s); set options.dropna: true to exclude ineligible rows "
+                        f"(counted), or subset: nonmissing.")
+    v = v.dropna()
+    if not np.isin(v.astype(float).to_numpy(), (0.0, 1.0)).all():
+        raise DataError(f"Column {y!r} must be binary (0/1 or boolean) for stratified rates.")
+    if frame[group].isna().any():
+        raise DataError(f"Column {group!r}: {int(frame[group].isna().sum())} missing value(s); code them (e.g. 'Unknown').")
+    ref = o.get("reference", "White")
+    if ref not in set(frame[group].astype(str)):
+        raise DataError(f"reference={ref!r} is not in column {group!r} (values: {sorted(map(str, frame[group].dropna().unique()))[:20]}).")
+    n_sys = int(frame[system].nunique()) if system else 1
+    summ = {"n_obs": int(len(v)), "n_systems": n_sys, "n_groups": int(frame[group].nunique())}
+    warns = [f"{n_miss} row(s) with missing {y!r} excluded (not eligible)."] if n_miss else []
+    return f"{len(v):,} patients with {y!r}, {summ['n_groups']} groups in {n_sys} system(s)", summ, warns
 
 
 def _baseline_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
@@ -520,6 +560,18 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
         f["designs"] = list(ds)
         if "terms" in f and (not isinstance(f["terms"], list) or not all(isinstance(t, str) for t in f["terms"])):
             raise SpecificationError(f"Spec {where}.terms must be a list of term names. Got {f['terms']!r}.")
+    elif f["type"] in _FIGURE_DESIGN:
+        d = f.get("design")
+        kinds = {x["name"]: x["design"] for x in spec["designs"]}
+        if d not in kinds or kinds[d] not in _FIGURE_DESIGN[f["type"]]:
+            raise SpecificationError(f"Spec {where}.design must name a {' or '.join(_FIGURE_DESIGN[f['type']])} design. Got {d!r}.")
+        if "threshold" in f and (isinstance(f["threshold"], bool) or not isinstance(f["threshold"], (int, float))):
+            raise SpecificationError(f"Spec {where}.threshold must be a number (e.g. 0.1). Got {f['threshold']!r}.")
+        if "systems" in f:
+            sy = [f["systems"]] if isinstance(f["systems"], (str, int)) else f["systems"]
+            if not isinstance(sy, list) or not sy:
+                raise SpecificationError(f"Spec {where}.systems must be a list of system values. Got {f['systems']!r}.")
+            f["systems"] = [str(x) for x in sy]
     elif f["type"] == "power_curves":
         d = f.get("design")
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
@@ -549,6 +601,13 @@ def _default_figures(spec: dict) -> list[dict]:
             figs.append({"type": "event_study", "design": d["name"], "title": d["label"]})
         elif d["design"] == "detectability":
             figs.append({"type": "power_curves", "design": d["name"], "title": f"{d['label']}: power curves"})
+        elif d["design"] == "match":
+            figs.append({"type": "love", "design": d["name"], "title": f"{d['label']}: covariate balance"})
+            if d["options"].get("method", "nearest") in ("nearest", "optimal", "subclass") \
+                    and d["options"].get("distance", "logit") != "mahalanobis":
+                figs.append({"type": "overlap", "design": d["name"], "title": f"{d['label']}: propensity-score overlap"})
+        elif d["design"] == "stratified_gaps":
+            figs.append({"type": "gaps", "design": d["name"], "title": f"{d['label']}: gaps by group"})
     return figs
 
 
@@ -752,9 +811,12 @@ def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRu
                      _truth_for(truth, {**d, "_time": _design_roles(spec, d).get("time")}, result), derived)
 
 
+_NO_TRUTH = ("match", "stratified_gaps", "detectability")  # estimands with no planted counterpart
+
+
 def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
     """Planted truth of the estimand, by term (simulated data only)."""
-    if truth is None:
+    if truth is None or d["design"] in _NO_TRUTH:
         return None
     outcome, scale = d["outcome"], d["scale"]
     try:
@@ -979,6 +1041,8 @@ def _design_record(run: DesignRun) -> dict:
     ]
     if hasattr(r, "pretrend_test"):
         rec["pretrend_test"] = _clean(r.pretrend_test)
+    if hasattr(r, "report_details"):
+        rec["details"] = _clean(r.report_details())
     if run.truth:
         rec["truth"] = _clean(run.truth)
     return rec
@@ -1058,6 +1122,35 @@ def _make_figure(f: dict, data: pd.DataFrame, runs: dict[str, DesignRun], spec: 
         ax = plots.plot_coefficients(arg, terms=f.get("terms"), title=f.get("title"), xlabel=f.get("xlabel"))
         lvl = next(iter(results.values())).conventions.level
         caption = f.get("caption") or f"Point estimates with {lvl:.0%} confidence intervals ({', '.join(f['designs'])})."
+    elif kind in ("love", "overlap"):
+        run = runs[f["design"]]
+        m = run.result.match
+        if kind == "love":
+            thr = float(f.get("threshold", 0.1))
+            ax = m.plot("love", threshold=thr)
+            caption = f.get("caption") or (f"Absolute standardised mean differences before (open) and after (filled) "
+                                           f"{m.method} matching; dashed line at {thr:g}. Denominator: "
+                                           + ("the treated group's SD in the unmatched sample (MatchIt), the same before and after."
+                                              if m.estimand == "ATT" else "the pooled SD in the unmatched sample."))
+        else:
+            if m.distance is None:
+                raise SpecificationError(f"Figure {f.get('title') or kind!r}: design {f['design']!r} (method {m.method!r}) "
+                                         f"has no propensity score; use a love figure.")
+            ax = m.plot("overlap")
+            caption = f.get("caption") or ("Distribution of the propensity score (probability scale) by group before "
+                                           "matching (outlines) and in the matched, weighted sample (filled).")
+        if f.get("title"):
+            ax.set_title(f["title"], loc="left", fontweight="bold")
+    elif kind == "gaps":
+        from .designs import plot_gaps
+
+        run = runs[f["design"]]
+        ax = plot_gaps(run.result, systems=f.get("systems"), title=f.get("title"))
+        o = run.result.extra["options"]
+        caption = f.get("caption") or (f"Gap in {run.spec['outcome']!r} vs {o['reference']} by {o['group']}"
+                                       + (f" within each value of {o['system']!r}" if o["system"] else "")
+                                       + f" (percentage points, Wald {run.result.conventions.level:.0%} CI; positive = "
+                                       f"group disadvantaged). Cells below {o['min_denominator']} patients are suppressed.")
     elif kind == "power_curves":
         from ..equity import plot_power_curves
 

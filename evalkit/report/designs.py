@@ -23,7 +23,8 @@ from scipy import stats
 from ..errors import DataError, EvalkitError
 from ..results import Conventions, EffectResult, SampleInfo
 
-__all__ = ["att_gt_design", "detectability_design", "StaggeredReportResult", "DetectabilityReportResult",
+__all__ = ["att_gt_design", "detectability_design", "match_design", "stratified_gaps_design", "plot_gaps",
+           "StaggeredReportResult", "DetectabilityReportResult", "MatchReportResult", "GapsReportResult",
            "AGGREGATIONS", "DETECTABILITY_COLUMNS"]
 
 AGGREGATIONS = ("simple", "group", "dynamic", "calendar")
@@ -190,3 +191,250 @@ def detectability_design(data: pd.DataFrame, *, outcome: str = "rate", reference
                                                                        "distribution": distribution,
                                                                        "min_denominator": min_denominator,
                                                                        "min_gap": min_gap}})
+
+
+# ----------------------------------------------------------------------------------------------
+# matching (evalkit.matching: MatchIt conventions)
+
+SMD_DENOMINATOR = {
+    "ATT": "the treated group's SD in the unmatched, unweighted sample (MatchIt; n - 1 variance), the same before and after",
+    "ATE": "the pooled SD sqrt((s_t^2 + s_c^2)/2) in the unmatched sample, the same before and after",
+    "ATO": "the pooled SD sqrt((s_t^2 + s_c^2)/2) in the unmatched sample, the same before and after",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class MatchReportResult(EffectResult):
+    """ATT of each outcome on a matched sample; the :class:`~evalkit.matching.MatchResult` is in ``extra["match"]``."""
+
+    @property
+    def match(self):
+        return self.extra["match"]
+
+    def report_details(self) -> dict:
+        """Sample sizes, balance table and matching options for results.json and the HTML report."""
+        m = self.match
+        ss = m.sample_sizes().reset_index(names="sample")
+        bal = m.balance().reset_index(names="covariate")
+        opts = {k: v for k, v in m.options.items()}
+        opts.update(method=m.method, estimand=m.estimand)
+        return {
+            "sample_sizes": ss.to_dict("records"),
+            "balance": bal.to_dict("records"),
+            "smd_denominator": (f"SMD = (weighted mean treated - weighted mean control) / s, s = "
+                                f"{SMD_DENOMINATOR.get(m.estimand, SMD_DENOMINATOR['ATE'])}; binary (0/1) covariates use "
+                                f"s = sqrt(p(1 - p)). Column smd_denominator holds s."),
+            "balance_notes": ("Variance ratio (treated / control, weighted variances) for continuous covariates only; "
+                              "eCDF mean/max over the distinct covariate values; std. pair distance = mean |x_t - x_c| "
+                              "over matched pairs / s. Row 'distance' is the propensity score (probability scale)."),
+            "matching": opts,
+            "match_notes": list(m.notes),
+            "se_all": self.extra.get("se_all", {}),
+        }
+
+
+def match_design(data: pd.DataFrame, *, outcome: str, treatment: str, covariates, outcomes=(), method: str = "nearest",
+                 distance="logit", estimand: str = "ATT", ratio: int = 1, replace: bool = False, caliper=None,
+                 std_caliper: bool = True, exact=None, m_order=None, discard: str = "none", seed=None, pre=None,
+                 vcov: str = "auto", level: float = 0.95) -> MatchReportResult:
+    """:func:`evalkit.matching.match` then :func:`evalkit.matching.estimate_effect` for ``outcome``
+    and each of ``outcomes``; one row per outcome (term ``ATT``, or ``ATT (outcome)`` with several)."""
+    from ..matching import estimate_effect, match
+
+    extra_outcomes = [outcomes] if isinstance(outcomes, str) else list(outcomes or ())
+    ys = list(dict.fromkeys([outcome, *extra_outcomes]))
+    missing = [y for y in ys if y not in data.columns]
+    if missing:
+        raise DataError(f"Outcome column(s) {missing} not found in data.")
+    covs = [covariates] if isinstance(covariates, str) else list(covariates)
+    m = match(data, treatment=treatment, covariates=covs, method=method, distance=distance, estimand=estimand,
+              ratio=ratio, replace=replace, caliper=caliper, std_caliper=std_caliper, exact=exact, m_order=m_order,
+              discard=discard, seed=seed)
+    fits = [estimate_effect(m, y, pre=pre, vcov=vcov, level=level) for y in ys]
+    frames = []
+    for y, r in zip(ys, fits):
+        fr = r.to_frame().copy()
+        if len(ys) > 1:
+            fr["term"] = [f"{t} ({y})" for t in fr["term"]]
+        fr.insert(1, "outcome", y)
+        frames.append(fr)
+    table = pd.concat(frames, ignore_index=True)
+    first = fits[0]
+    conv = first.conventions
+    notes = tuple(conv.notes) + (
+        f"Matching: method {m.method}, {m.options.get('distance_label') or distance}, estimand {m.estimand}; "
+        f"ratio {m.options.get('ratio')}, replace {m.options.get('replace')}, caliper {m.options.get('caliper')}"
+        + (f" (width {m.options['caliper_width']:.6g} on the distance)" if m.options.get("caliper_width") is not None else "")
+        + (f", exact on {list(m.options['exact'])}" if m.options.get("exact") else "") + ".",
+    ) + ((f"Outcomes: {', '.join(ys)} (one ATT each, same matched sample and SE type)",) if len(ys) > 1 else ())
+    conv = replace_conv(conv, notes=notes, seed=seed if isinstance(seed, (int, np.integer)) else None)
+    V = np.diag(table["std_error"].to_numpy(float) ** 2)
+    se_all = {y: r.extra.get("se_all", {}) for y, r in zip(ys, fits)}
+    return MatchReportResult(table=table, vcov=V, conventions=conv, sample=first.sample,
+                             extra={"match": m, "se_all": se_all, "outcomes": ys})
+
+
+def replace_conv(conv: Conventions, **kw) -> Conventions:
+    return replace(conv, **kw)
+
+
+def _match_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
+    """Data contract of the match design: one row per unit, binary treatment, covariates and outcomes present."""
+    treat, covs = roles.get("treatment"), roles.get("covariates") or []
+    outcomes = [d["outcome"]] + list(np.atleast_1d(d["options"].get("outcomes") or []))
+    exact = d["options"].get("exact") or []
+    wanted = [("treatment", treat)] + [("covariate", c) for c in covs] + [("outcome", y) for y in outcomes] \
+        + [("exact", c) for c in ([exact] if isinstance(exact, str) else exact)]
+    missing = [f"{c!r} (the {r})" for r, c in wanted if c not in data.columns]
+    if missing:
+        raise DataError(f"Column(s) not found in data: {', '.join(dict.fromkeys(missing))}. "
+                        f"Available columns: {[str(c) for c in data.columns][:30]}.")
+    t = data[treat]
+    if t.isna().any() or not set(pd.unique(t.astype(float))) <= {0.0, 1.0}:
+        raise DataError(f"Treatment column {treat!r} must be 0/1 (or boolean) without missing values.")
+    n_t, n_c = int((t.astype(float) == 1).sum()), int((t.astype(float) == 0).sum())
+    if n_t == 0 or n_c == 0:
+        raise DataError(f"Treatment column {treat!r} needs both treated (1) and control (0) units; got {n_t} / {n_c}.")
+    miss = {c: int(data[c].isna().sum()) for c in covs if data[c].isna().any()}
+    if miss:
+        raise DataError(f"Covariate(s) with missing values: {miss}. Impute or drop those rows before matching "
+                        f"(evalkit does not drop them silently).")
+    warns = []
+    for y in outcomes:
+        k = int(data[y].isna().sum())
+        if k:
+            warns.append(f"Outcome {y!r}: {k} missing value(s) (an error if any falls among the matched units).")
+    return (f"{len(data):,} units: {n_t:,} treated, {n_c:,} control; {len(covs)} covariate(s)",
+            {"n_obs": int(len(data)), "n_treated": n_t, "n_control": n_c, "n_covariates": len(covs)}, warns)
+
+
+# ----------------------------------------------------------------------------------------------
+# stratified rates and gaps (evalkit.equity.stratified_gaps)
+
+
+@dataclass(frozen=True, repr=False)
+class GapsReportResult(EffectResult):
+    """Gaps vs the reference group (pp) per system and group; all rates in ``extra["rates"]``."""
+
+    def rates_frame(self) -> pd.DataFrame:
+        return self.extra["rates"].copy()
+
+    def report_details(self) -> dict:
+        return {"rates": self.extra["rates"].to_dict("records"), "options": dict(self.extra["options"])}
+
+
+def stratified_gaps_design(data: pd.DataFrame, *, outcome: str, group: str = "race_eth", system=None,
+                           reference: str = "White", higher_is_better: bool = True, level: float = 0.95,
+                           min_denominator: int = 11, dropna: bool = False) -> GapsReportResult:
+    """Rates (Wilson CIs, %) and gaps vs ``reference`` (Wald CIs, pp) by ``group`` within each ``system``.
+
+    Cells with fewer than ``min_denominator`` patients are suppressed: rate, CI, gap and the
+    numerator and denominator themselves are withheld (null) in every output.
+    ``dropna=True`` excludes rows with a missing outcome (not eligible), counted in the sample.
+    """
+    from ..equity import stratified_gaps
+
+    for c in [outcome, group] + ([system] if system else []):
+        if c not in data.columns:
+            raise DataError(f"Column {c!r} not found in data.")
+    n_in = len(data)
+    frame = data
+    dropped = ()
+    if dropna:
+        keep = data[outcome].notna().to_numpy()
+        frame = data.loc[keep]
+        if (~keep).any():
+            from ..data.schema import DropRecord
+
+            dropped = (DropRecord(f"missing {outcome!r} (not eligible)", int((~keep).sum()), ""),)
+    frame = frame.assign(**{group: frame[group].astype(str)})
+    if system:
+        frame = frame.assign(**{system: frame[system].astype(str)})
+    tab = stratified_gaps(frame, outcome, group, system=system, reference=reference, higher_is_better=higher_is_better,
+                          level=level, min_denominator=min_denominator)
+    sys_col = tab[system].astype(str) if system else pd.Series(["all"] * len(tab))
+    sup = tab["suppressed"].to_numpy(bool)
+    rates = pd.DataFrame({
+        "system": sys_col.to_numpy(), "group": tab[group].astype(str).to_numpy(),
+        "denominator": pd.array([None if s else int(n) for s, n in zip(sup, tab["denominator"])], dtype="Int64"),
+        "numerator": pd.array([None if s else int(x) for s, x in zip(sup, tab["numerator"].fillna(0))], dtype="Int64"),
+        "rate_pct": 100 * tab["rate"].to_numpy(float), "conf_low_pct": 100 * tab["conf_low"].to_numpy(float),
+        "conf_high_pct": 100 * tab["conf_high"].to_numpy(float), "gap_pp": 100 * tab["gap"].to_numpy(float),
+        "gap_conf_low_pp": 100 * tab["gap_conf_low"].to_numpy(float),
+        "gap_conf_high_pp": 100 * tab["gap_conf_high"].to_numpy(float), "suppressed": sup,
+        "reference": (tab[group].astype(str) == reference).to_numpy(),
+    })
+    g = rates.loc[~rates["reference"]].reset_index(drop=True)
+    se = 100 * tab.loc[~rates["reference"].to_numpy(), "gap_se"].to_numpy(float)
+    z = stats.norm.isf((1 - level) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = g["gap_pp"].to_numpy(float) / se
+    table = pd.DataFrame({
+        "term": [f"{s} | {grp} vs {reference}" for s, grp in zip(g["system"], g["group"])],
+        "estimate": g["gap_pp"].to_numpy(float), "std_error": se, "statistic": stat,
+        "p_value": 2 * stats.norm.sf(np.abs(stat)), "conf_low": g["gap_pp"].to_numpy(float) - z * se,
+        "conf_high": g["gap_pp"].to_numpy(float) + z * se,
+        "system": g["system"].to_numpy(), "group": g["group"].to_numpy(), "rate_pct": g["rate_pct"].to_numpy(float),
+        "denominator": g["denominator"], "suppressed": g["suppressed"].to_numpy(bool),
+    })
+    orient = "reference rate - group rate" if higher_is_better else "group rate - reference rate"
+    conv = Conventions(
+        estimator=f"Stratified rates and gaps by {group} (evalkit.equity.stratified_gaps)",
+        vcov_type="analytic",
+        vcov_description=(f"gap (pp) = {orient}, positive = group disadvantaged; Wald interval with the unpooled SE "
+                          f"sqrt(p_r(1-p_r)/n_r + p_g(1-p_g)/n_g); rates (%) with Wilson score intervals; rows treated "
+                          f"as independent patients"),
+        distribution="normal", df=None, level=level,
+        notes=(f"Reference group {reference!r}; systems by {system!r}." if system else f"Reference group {reference!r}; one system (all rows).",
+               f"Small-cell suppression: cells with fewer than {min_denominator} patients show no rate, CI, gap, numerator "
+               f"or denominator; a suppressed reference group suppresses every gap of its system."),
+    )
+    sample = SampleInfo(n_obs=int(len(frame)), n_input_rows=int(n_in), dropped=dropped)
+    return GapsReportResult(table=table, vcov=np.diag(np.where(np.isfinite(se), se, np.nan) ** 2), conventions=conv,
+                            sample=sample, extra={"rates": rates, "options": {
+                                "group": group, "system": system, "reference": reference,
+                                "higher_is_better": higher_is_better, "level": level, "min_denominator": min_denominator}})
+
+
+def plot_gaps(result: GapsReportResult, *, systems=None, title=None, max_systems: int = 8, ax=None):
+    """Gap (pp, 95% CI) by group, one colour per system; suppressed cells are labelled. Returns the Axes."""
+    from ..plots.style import PALETTE, color_cycle, finish_axes, house_style, new_axes
+
+    rates = result.rates_frame()
+    rates = rates.loc[~rates["reference"]]
+    all_sys = list(dict.fromkeys(rates["system"]))
+    chosen = [str(s) for s in systems] if systems else all_sys[:max_systems]
+    unknown = [s for s in chosen if s not in all_sys]
+    if unknown:
+        raise DataError(f"Gap figure: system(s) {unknown} not in the table (systems: {all_sys[:20]}).")
+    groups = list(dict.fromkeys(rates["group"]))
+    k = len(chosen)
+    with house_style():
+        ax = new_axes(ax, figsize=(6.4, 0.45 * len(groups) * max(1, k) ** 0.5 + 1.5))
+        colors = color_cycle(k)
+        yy = np.arange(len(groups))[::-1].astype(float)
+        off = np.linspace(-0.3, 0.3, k) if k > 1 else np.zeros(1)
+        for j, s in enumerate(chosen):
+            sub = rates.loc[rates["system"] == s].set_index("group")
+            for i, grp in enumerate(groups):
+                if grp not in sub.index:
+                    continue
+                r = sub.loc[grp]
+                y = yy[i] + off[j]
+                if bool(r["suppressed"]) or not np.isfinite(r["gap_pp"]):
+                    ax.annotate("suppressed", (0, y), fontsize=7, color="#777777", va="center", ha="left",
+                                xytext=(3, 0), textcoords="offset points")
+                    continue
+                ax.plot([r["gap_conf_low_pp"], r["gap_conf_high_pp"]], [y, y], color=colors[j], linewidth=1.4)
+                ax.plot([r["gap_pp"]], [y], "o", color=colors[j])
+        handles = [ax.plot([], [], "o-", color=colors[j])[0] for j in range(k)]
+        if k > 1:
+            ax.legend(handles, chosen, title=result.extra["options"]["system"] or None, loc="best")
+        ax.axvline(0, color=PALETTE["black"], linewidth=0.8)
+        ax.set_yticks(yy)
+        ax.set_yticklabels(groups)
+        ref = result.extra["options"]["reference"]
+        finish_axes(ax, title=title, xlabel=f"Gap vs {ref} (percentage points, {result.conventions.level:.0%} CI; "
+                                              f"positive = group disadvantaged)")
+        ax.grid(True, axis="x", color="#d9d9d9", linewidth=0.6)
+    return ax
