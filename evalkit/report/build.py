@@ -16,7 +16,8 @@ A spec is a YAML (or TOML) file or the same as a Python dict::
       group: contract
     designs:
       - name: spending
-        design: twfe                 # a name in DESIGNS (twfe, event_study, did_2x2)
+        design: twfe                 # a name in DESIGNS (twfe, event_study, did_2x2, price_utilization,
+                                     # att_gt, detectability, match, stratified_gaps)
         outcome: spending
         label: Total spending ($ per member-quarter)
         options: {fixed_effects: [org_id, quarter], vcov: CR1}
@@ -30,6 +31,7 @@ A spec is a YAML (or TOML) file or the same as a Python dict::
     figures:
       - {type: group_means, outcome: spending, group: entry_year}
       - {type: coefficients, designs: [hba1c]}
+      # also: event_study, power_curves, love / overlap (match designs), gaps (stratified_gaps)
     outputs: {html: index.html, json: results.json, csv: results.csv, manifest: manifest.json}
 
 :func:`build_report` writes a self-contained HTML report (figures inline, every user string

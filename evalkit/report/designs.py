@@ -420,7 +420,7 @@ def plot_gaps(result: GapsReportResult, *, systems=None, title=None, max_systems
                 if grp not in sub.index:
                     continue
                 r = sub.loc[grp]
-                y = yy[i] + off[j]
+                y = yy[i] - off[j]  # first system on top
                 if bool(r["suppressed"]) or not np.isfinite(r["gap_pp"]):
                     ax.annotate("suppressed", (0, y), fontsize=7, color="#777777", va="center", ha="left",
                                 xytext=(3, 0), textcoords="offset points")
@@ -433,6 +433,7 @@ def plot_gaps(result: GapsReportResult, *, systems=None, title=None, max_systems
         ax.axvline(0, color=PALETTE["black"], linewidth=0.8)
         ax.set_yticks(yy)
         ax.set_yticklabels(groups)
+        ax.set_ylim(-0.6, len(groups) - 0.4)
         ref = result.extra["options"]["reference"]
         finish_axes(ax, title=title, xlabel=f"Gap vs {ref} (percentage points, {result.conventions.level:.0%} CI; "
                                               f"positive = group disadvantaged)")
