@@ -23,7 +23,12 @@ influence function of every estimate, a linear combination :math:`\sum_c a_c \ba
     \widehat V = \frac{G}{G-1}\sum_{g=1}^{G}\Big(\sum_{i\in g}\psi_i\Big)^2,
 
 the CR1-type cluster-robust (linearisation) variance, with :math:`G` the clusters that carry any
-of the estimate's rows. Clusters are ``cluster`` (practices; patients must nest in them), else
+of the estimate's rows. When every cluster lies within one system-set x group stratum (known race,
+practices of one group -- the planning model of :mod:`evalkit.power`), the strata are independent
+samples and the factor is applied per stratum, :math:`\sum_h \frac{G_h}{G_h-1}\sum_{g\in h}(\cdot)^2`,
+with Satterthwaite degrees of freedom :math:`(\sum_h V_h)^2/\sum_h V_h^2/(G_h-1)` for
+``distribution="t"`` (as :func:`evalkit.power.mde_disparity`); otherwise (imputed race, shared
+practices) one factor :math:`G/(G-1)` and :math:`G-1` degrees of freedom. Clusters are ``cluster`` (practices; patients must nest in them), else
 ``unit`` (patients: accounts for the within-person correlation of pre and post), else rows.
 """
 from __future__ import annotations
@@ -152,7 +157,8 @@ def disparity_did(
         factor of :mod:`evalkit.power`).
     level : float, default=0.95
     distribution : {"normal", "t"}, default="normal"
-        Normal quantiles, or t with :math:`G-1` degrees of freedom (few clusters).
+        Normal quantiles, or t with Satterthwaite (stratified clusters) or :math:`G-1` degrees of
+        freedom (few clusters).
     min_denominator : float, default=11
         A group-period cell with a denominator (sum of weights) below this is suppressed: every
         estimate that uses it is NaN with ``suppressed=True``.
@@ -295,6 +301,7 @@ def disparity_did(
     W_row = cells["W"].to_numpy()[cpos]
     resid = long["w"].to_numpy() * (long["y"].to_numpy() - mean_row) / W_row  # psi for coefficient 1 on the cell
     cl = long["cl"].to_numpy()
+    cell_code = pd.factorize(pd.MultiIndex.from_frame(long[["s", "g"]]))[0]  # stratum: system-set x group
     n_cl = int(cl.max()) + 1 if len(cl) else 0
     z_two = (1 - level) / 2
     systems = [s for s in pd.unique(long["s"]) if s != _COMPARISON] + ([_COMPARISON] if comp else [])
@@ -334,12 +341,10 @@ def disparity_did(
                     a_row[cells.index.get_loc(k)] = v
                 psi = a_row[cpos] * resid
                 used = a_row[cpos] != 0
-                g_used = np.unique(cl[used])
-                G = len(g_used)
-                sums = np.bincount(cl, weights=psi, minlength=n_cl)
-                var = G / (G - 1) * float((sums**2).sum()) if G > 1 else np.nan
+                var, G, df = _cluster_var(psi, cl[used], cell_code[used], psi[used], n_cl)
                 se = math.sqrt(var) if np.isfinite(var) else np.nan
-                df = float(G - 1) if distribution == "t" and G > 1 else np.nan
+                if distribution != "t":
+                    df = np.nan
                 crit = stats.norm.isf(z_two) if distribution == "normal" else stats.t.isf(z_two, df)
                 stat = est / se if se and np.isfinite(se) and se > 0 else np.nan
                 p = (2 * stats.norm.sf(abs(stat)) if distribution == "normal" else 2 * stats.t.sf(abs(stat), df)) \
@@ -366,6 +371,31 @@ def disparity_did(
                 min_denominator=min_denominator, weights=weights, cluster=cluster, unit=unit,
                 correct_attenuation=bool(correct_attenuation), notes=tuple(notes))
     return DisparityDiD(table=table, conventions=conv, dropped=tuple(dropped))
+
+
+def _cluster_var(psi, cl_used, stratum_used, psi_used, n_cl):
+    """CR1-type variance of sum(psi): stratified by system-set x group when every cluster lies in one stratum.
+
+    Returns (variance, clusters, df): df is G - 1 (one stratum or mixed clusters) or the
+    Satterthwaite df of the stratum variances (independent strata).
+    """
+    G = len(np.unique(cl_used))
+    pairs = np.unique(np.c_[cl_used, stratum_used], axis=0)
+    sums = np.bincount(cl_used, weights=psi_used, minlength=n_cl)
+    if len(pairs) == G and len(np.unique(pairs[:, 1])) > 1:  # clusters nest in strata: independent samples
+        parts, dfs = [], []
+        for h in np.unique(pairs[:, 1]):
+            g_h = pairs[pairs[:, 1] == h, 0]
+            if len(g_h) < 2:
+                return np.nan, G, np.nan
+            parts.append(len(g_h) / (len(g_h) - 1) * float((sums[g_h] ** 2).sum()))
+            dfs.append(len(g_h) - 1)
+        var = float(sum(parts))
+        den = sum(v**2 / d for v, d in zip(parts, dfs))
+        return var, G, (var**2 / den if den > 0 else np.nan)
+    if G < 2:
+        return np.nan, G, np.nan
+    return G / (G - 1) * float((sums**2).sum()), G, float(G - 1)
 
 
 def _den(cells, key):
