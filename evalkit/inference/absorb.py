@@ -136,10 +136,6 @@ def _demean_inplace(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray |
     return Z
 
 
-def _demean(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None) -> np.ndarray:
-    return _demean_inplace(codes, np.array(Z, dtype=np.float64, order="F", copy=True), size, w)
-
-
 def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray, nsmall: int,
                    w: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Residualise the Fortran-ordered ``Z`` on big + small dummies exactly, in place (FWL)."""

@@ -542,9 +542,3 @@ def _invert(pval, beta: float, se: float, alpha: float, side: int) -> float:
         if abs(outside - inside) < 1e-7 * max(se, 1e-12):
             break
     return 0.5 * (inside + outside)
-
-
-def t_or_normal(df: float | None):
-    """scipy distribution used for p-values and intervals (normal when df is None)."""
-    return stats.norm if df is None else stats.t(df)
-
