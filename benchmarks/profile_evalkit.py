@@ -94,7 +94,11 @@ def run_profile(a) -> None:
     prof.dump_stats(a.out + ".pstats")
     st = pstats.Stats(a.out + ".pstats")
     total = cpu * a.calls
-    head = (f"evalkit TWFE profile: rows={len(df):,} (requested {a.rows:,}, unbalanced={a.unbalanced}"
+    from _worker import _evalkit_source
+
+    src = _evalkit_source()
+    head = (f"evalkit {src.get('evalkit_git', '?')} (source hash {src['evalkit_src_sha']}) "
+            f"TWFE profile: rows={len(df):,} (requested {a.rows:,}, unbalanced={a.unbalanced}"
             f"{', rows shuffled' if a.shuffle else ''}), "
             f"{a.calls} warm call(s) under cProfile with a CPU-time clock\n"
             f"per call: {cpu:.2f} CPU s, {wall:.2f} wall s (load avg {os.getloadavg()[0]:.1f}); cold call {cold:.2f} wall s\n"

@@ -281,8 +281,9 @@ def to_markdown(doc: dict) -> str:
             f"{r['peak_rss_mb']:.0f} | {r['rss_after_gen_mb']:.0f} | {inc} | {ratio} | {r['estimate']:.10f} | "
             f"{r['std_error']:.6g} | {agree} |")
     lines += ["", "## Performance bars (evalkit)", "",
-              "Judged on wall time as specified; the CPU-time ratio is shown because wall times on a loaded "
-              "machine favour the multi-threaded library (pyfixest's threads win more of the contended CPU).", ""]
+              "Judged on wall time as specified. Wall times on this shared machine move with the load from other "
+              "jobs (see `load`), so the ratio of CPU times is shown as a cross-check; it adds up threads, "
+              "which would count against a library that runs several at once.", ""]
     for name, val, ok in bars(results):
         mark = "not measured" if ok is None else ("MET" if ok else "NOT MET")
         lines.append(f"- {name}: {val} — **{mark}**")
