@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from .._validation import check_option, check_scalar
-from ..errors import DataError, DroppedRowsWarning, FewClustersWarning, SpecificationError
+from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, FewClustersWarning, SpecificationError
 
 __all__ = ["disparity_did", "DisparityDiD"]
 
@@ -79,6 +79,24 @@ class DisparityDiD:
                 ("Small cells", f"suppressed below a denominator of {c['min_denominator']}")]
         cols = ["system", "group", "term", "estimate", "std_error", "conf_low", "conf_high", "p_value", "suppressed"]
         return Summary("Disparity difference-in-differences", self.table[cols], head, list(c["notes"]))
+
+    def plot(self, term: str = "change", ax=None):
+        """Estimates of ``term`` with their CIs, one row per system x group (suppressed rows omitted); returns the Axes."""
+        from ..plots.style import color_cycle, finish_axes, house_style, new_axes
+
+        check_option(term, "term", _TERMS)
+        d = self.table[(self.table["term"] == term) & ~self.table["suppressed"]]
+        ax = new_axes(ax)
+        with house_style():
+            y = np.arange(len(d))[::-1]
+            ax.errorbar(d["estimate"] * 100, y, xerr=[(d["estimate"] - d["conf_low"]) * 100, (d["conf_high"] - d["estimate"]) * 100],
+                        fmt="o", color=color_cycle(1)[0])
+            ax.set_yticks(y, [f"{s} | {g}" for s, g in zip(d["system"], d["group"])])
+            ax.axvline(0.0, color="#777777", linewidth=0.8, linestyle=":")
+        finish_axes(ax, title=f"Disparity DiD: {term.replace('_', ' ')} ({self.conventions['level']:.0%} CI)",
+                    xlabel="percentage points (+ = gap closed)" if term.startswith("change") else
+                    "percentage points (+ = minority disadvantaged)", ylabel="")
+        return ax
 
     def __repr__(self) -> str:
         ch = self.table[self.table["term"] == "change"]
@@ -199,6 +217,9 @@ def disparity_did(
     if not isinstance(higher_is_better, (bool, np.bool_)):
         raise SpecificationError(f"The 'higher_is_better' parameter must be True or False. Got {higher_is_better!r}.")
     wide = isinstance(weights, dict)
+    if wide and group is not None:
+        warnings.warn(f"'group'={group!r} is ignored: with 'weights' as a dict the groups are its keys.", EvalkitWarning,
+                      stacklevel=2)
     if group is None and not wide:
         raise SpecificationError("'group' is required unless 'weights' is a dict {group: probability column}.")
     need = [outcome, period] + ([group] if not wide else []) + [c for c in (system, cluster, unit) if c is not None]

@@ -145,3 +145,17 @@ def test_disparity_did_errors(kwargs, err, match):
     base = dict(outcome="y", group="race", period="year", reference_group="White", unit="pid")
     with pytest.raises(err, match=match):
         ek.equity.disparity_did(_micro(), **{**base, **kwargs})
+
+
+def test_plot_and_ignored_group_warning():
+    import matplotlib.axes
+
+    from evalkit.errors import EvalkitWarning
+
+    df = simulate_disparity_panel(300, 200, 0.7, 0.6, race_accuracy=0.8, seed=4)
+    with pytest.warns(EvalkitWarning, match=r"'group'='race' is ignored"):
+        r = ek.equity.disparity_did(df, outcome="y", group="race", period="period", reference_group="White",
+                                    unit="patient", weights={"White": "prob_reference", "Black": "prob_minority"})
+    assert isinstance(r.plot(), matplotlib.axes.Axes) and isinstance(r.plot("gap_pre"), matplotlib.axes.Axes)
+    with pytest.raises(SpecificationError, match=r"The 'term' parameter must be one of"):
+        r.plot("gap")
