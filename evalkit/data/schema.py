@@ -530,8 +530,8 @@ def check_clusters(
             f"Cluster on a finer level, or use vcov='HC1'."
         )
     if treated is not None:
-        tr = np.asarray(treated, dtype=np.float64)
-        ever = np.bincount(c, weights=(tr > 0).astype(np.float64)) > 0
+        ever = np.zeros(int(c.max()) + 1, dtype=bool)
+        ever[c[np.asarray(treated) > 0]] = True  # a boolean scatter: cheaper than a weighted bincount
         out["n_treated_clusters"] = G1 = int(ever.sum())
         out["n_untreated_clusters"] = G - G1
     G1 = out["n_treated_clusters"]

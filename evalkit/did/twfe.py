@@ -164,7 +164,9 @@ def twfe(
         notes.append(f"cluster=None: standard errors clustered on the unit ({unit!r}).")
     conv = build_conventions("Two-way fixed effects DiD (OLS" + (", weighted)" if weights else ")"), vr,
                              level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=tuple(notes))
-    treated_units = int(np.count_nonzero(np.bincount(vp.unit, weights=vp.treatment)))
+    present = np.zeros(int(vp.unit.max()) + 1, dtype=bool)
+    present[vp.unit[vp.treatment == 1]] = True
+    treated_units = int(present.sum())
     return DiDResult(table, vr.vcov, conv, sample_info(vp, treated_units), {"_context": ctx, **extra})
 
 

@@ -96,16 +96,27 @@ class _Groups:
                 v = codes.reshape(size, L)
                 if np.array_equal(v[:, 0], np.arange(size)) and (L == 1 or bool((v == v[:, :1]).all())):
                     self.run_length = L
+        self.starts = None
+        if not self.run_length and n > 1 and bool((codes[1:] >= codes[:-1]).all()):
+            # sorted, unequal runs (an unbalanced panel sorted by unit): sequential reduceat / repeat
+            starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+            if starts.size + 1 == size and codes[0] == 0:
+                self.starts = np.concatenate(([0], starts))
+                self.lengths = np.diff(np.append(self.starts, n))
 
     def sums(self, v: np.ndarray) -> np.ndarray:
         if self.run_length:
             return v.reshape(self.size, self.run_length).sum(axis=1)
+        if self.starts is not None:
+            return np.add.reduceat(v, self.starts)
         return np.bincount(self.codes, weights=v, minlength=self.size)
 
     def subtract(self, col: np.ndarray, vals: np.ndarray, buf: np.ndarray) -> None:
         """``col -= vals[codes]`` in place."""
         if self.run_length:
             col.reshape(self.size, self.run_length)[...] -= vals[:, None]
+        elif self.starts is not None:
+            col -= np.repeat(vals, self.lengths)
         else:
             np.take(vals, self.codes, out=buf)
             col -= buf
@@ -148,6 +159,7 @@ def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray,
     # D' W M_big D = diag(w_t) - A' diag(1/w_u) A,  A[u, t] = sum of weights of unit u in period t
     wsum_small = np.bincount(small, weights=w, minlength=nsmall).astype(float)
     G = np.diag(wsum_small)
+    A_all = None  # the incidence matrix, kept when it is built in one piece (reused below)
     if nsmall <= 64:
         # dense incidence in blocks of units: BLAS speed, bounded memory (repeated pairs add up)
         block = max(1, _BLOCK_CELLS // nsmall)
@@ -161,10 +173,13 @@ def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray,
             A = np.bincount(b * nsmall + s, weights=ww, minlength=(stop - start) * nsmall).astype(float)
             A = A.reshape(stop - start, nsmall)
             G -= A.T @ (A * inv_big[start:stop, None])
+            if stop - start == nbig:
+                A_all = A
     else:
         wt = np.ones(Z.shape[0]) if w is None else w
         A = sp.csr_matrix((wt, (big, small)), shape=(nbig, nsmall))
         G -= (A.T @ sp.diags(inv_big) @ A).toarray()
+        A_all = A
     # G is PSD with a null space (at least the constant): minimum-norm solution
     vals, vecs = np.linalg.eigh(G)
     keep = vals > vals.max() * 1e-11 if vals.size and vals.max() > 0 else np.zeros(vals.shape, bool)
@@ -172,18 +187,24 @@ def _two_way_exact(Z: np.ndarray, big: np.ndarray, nbig: int, small: np.ndarray,
     # Zt -= M_big (D Pi): the small-effect fit, demeaned within the big effect
     same_pattern = gbig.run_length == nsmall and bool(np.array_equal(small[:nsmall], np.arange(nsmall))) and bool(
         np.array_equal(small.reshape(nbig, nsmall), np.broadcast_to(np.arange(nsmall), (nbig, nsmall))))
+    # unit means of the small-effect fit: (A Pi) / w_u from the incidence matrix when it was kept
+    AP = None if A_all is None or same_pattern else np.asarray(A_all @ Pi) * inv_big[:, None]
     for j in range(Zt.shape[1]):
         col = Zt[:, j]
         if same_pattern and w is None:
             # balanced, sorted by unit then period: the closed form of two-way demeaning
             col.reshape(nbig, nsmall)[...] -= Pi[:, j][None, :] - Pi[:, j].mean()
             continue
-        f = np.take(Pi[:, j], small)
-        col -= f
-        if w is not None:
-            f *= w
-        m = gbig.sums(f)
-        m *= inv_big
+        np.take(Pi[:, j], small, out=buf)
+        col -= buf
+        if AP is not None:
+            m = AP[:, j]
+        else:
+            f = np.take(Pi[:, j], small)
+            if w is not None:
+                f *= w
+            m = gbig.sums(f)
+            m *= inv_big
         gbig.subtract(col, -m, buf)
     return Zt, int(keep.sum())
 
