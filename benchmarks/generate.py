@@ -32,17 +32,22 @@ import pandas as pd
 T = 8
 N_CLUSTERS = 200
 COHORTS = (3, 5, 7)  # entry periods; a fourth, equally likely, option is "never"
+#: the Callaway-Sant'Anna design (``design="cs"``): four entry cohorts plus never, 1/5 each
+CS_COHORTS = (3, 4, 5, 6)
 TAU = 0.5
 BETA_X = 0.3
 DEFAULT_SEED = 20240601
 
 
 def make_panel(rows: int, *, unbalanced: float = 0.0, seed: int = DEFAULT_SEED, T: int = T,
-               n_clusters: int = N_CLUSTERS, shuffle: bool = False) -> pd.DataFrame:
+               n_clusters: int = N_CLUSTERS, shuffle: bool = False, cohorts: tuple = COHORTS) -> pd.DataFrame:
     """Balanced ``(rows // T) x T`` panel, optionally with a random share of unit-periods dropped.
 
     Rows come sorted by unit then period (the usual layout of a claims extract); ``shuffle=True``
     permutes them at random (same rows, same estimates) to time the general, unsorted code paths.
+    ``cohorts`` are the entry periods (each as likely as "never"); the frame gets a column ``g``
+    (the unit's first treated period, 0 = never treated) for the staggered (CS) benchmarks.
+    The default draws exactly the TWFE benchmark's data.
     """
     if not 0.0 <= unbalanced < 1.0:
         raise ValueError("unbalanced must be in [0, 1)")
@@ -56,7 +61,7 @@ def make_panel(rows: int, *, unbalanced: float = 0.0, seed: int = DEFAULT_SEED, 
     unit_cl = rng.integers(0, n_clusters, size=n_units)
     alpha = rng.normal(0.0, 1.0, size=n_units)
     # cluster-level draws: program entry period (0 = never) and a cluster random effect per period
-    cl_cohort = rng.choice(np.array(COHORTS + (0,), dtype=np.int64), size=n_clusters)
+    cl_cohort = rng.choice(np.array(tuple(cohorts) + (0,), dtype=np.int64), size=n_clusters)
     cl_shock = rng.normal(0.0, 0.3, size=(n_clusters, T))
     lam = np.linspace(0.0, 1.0, T) + rng.normal(0.0, 0.1, size=T)
 
@@ -68,17 +73,26 @@ def make_panel(rows: int, *, unbalanced: float = 0.0, seed: int = DEFAULT_SEED, 
     x = 0.5 * np.repeat(alpha, T) + rng.normal(0.0, 1.0, size=n)
     y = (np.repeat(alpha, T) + lam[t - 1] + cl_shock[cl, t - 1] + TAU * d + BETA_X * x
          + rng.normal(0.0, 1.0, size=n))
-    del coh
+    with_g = tuple(cohorts) != COHORTS
+    if not with_g:
+        del coh
 
     if unbalanced > 0:
         keep = rng.random(n) >= unbalanced
         unit, t, cl, d, x, y = (a[keep] for a in (unit, t, cl, d, x, y))
+        if with_g:
+            coh = coh[keep]
 
     if shuffle:
         perm = np.random.default_rng(seed + 1).permutation(len(unit))
         unit, t, cl, d, x, y = (a[perm] for a in (unit, t, cl, d, x, y))
+        if with_g:
+            coh = coh[perm]
 
-    return pd.DataFrame({"unit": unit, "t": t, "cl": cl, "d": d, "x": x, "y": y})
+    cols = {"unit": unit, "t": t, "cl": cl, "d": d, "x": x, "y": y}
+    if with_g:
+        cols["g"] = coh
+    return pd.DataFrame(cols)
 
 
 def main(argv=None) -> None:

@@ -25,7 +25,11 @@ def _per_unit(values: np.ndarray, unit: np.ndarray, n_units: int, name: str, wha
     """The (unit-constant) value of a row-level array per unit; DataError if it varies within unit."""
     out = np.full(n_units, np.nan)
     out[unit] = values
-    same = (out[unit] == values) | (np.isnan(values) & np.isnan(out[unit])) | (np.isinf(values) & (out[unit] == values))
+    back = out[unit]
+    same = back == values
+    if not same.all():  # NaN == NaN is allowed; check only the rows that differ
+        bad_rows = np.flatnonzero(~same)
+        same[bad_rows] = np.isnan(values[bad_rows]) & np.isnan(back[bad_rows])
     if not np.all(same):
         bad = np.unique(unit[~same]).size
         raise DataError(f"Column {name!r} ({what}) varies within unit for {bad} unit(s); it must be constant within unit.")
@@ -159,16 +163,17 @@ def att_gt(
         ucl_f = _per_unit(p.cluster[:, 0].astype(float), u, N, clusters[0], "the cluster")
         ucl = pd.factorize(ucl_f)[0].astype(np.int64)
 
-    Y = np.full((N, T), np.nan)
-    Y[u, tt] = p.y
-    obs = np.zeros((N, T), bool)
-    obs[u, tt] = True
     k = p.X.shape[1]
     if k:
+        Y = np.full((N, T), np.nan)
+        Y[u, tt] = p.y
+        obs = np.zeros((N, T), bool)
+        obs[u, tt] = True
         Xw = np.zeros((N, T, k))
         Xw[u, tt] = p.X
 
-    glist = np.unique(ucoh[np.isfinite(ucoh)])
+    cvals = np.sort(pd.unique(ucoh))  # distinct cohorts, never (inf) last
+    glist = cvals[np.isfinite(cvals)]
     delta = int(anticipation)
     never = ~np.isfinite(ucoh)
     cells, notes = [], []
@@ -184,37 +189,12 @@ def att_gt(
             b = b_post if (post or base_period == "universal") else t - 1
             cells.append((g, t, b, post))
 
-    est, psi_cols, rows = [], [], []
-    for g, t, b, post in cells:
-        if t == b:  # universal base period: reference cell
-            est.append(0.0)
-            psi_cols.append(np.zeros(N))
-            rows.append((g, t, b, post, int(np.sum(ucoh == g)), 0, True))
-            continue
-        if control == "never":
-            ctrl = never
-        else:
-            ctrl = never | ((ucoh > max(t, b) + delta) & (ucoh != g))
-        both = obs[:, t] & obs[:, b]
-        treat_m = both & (ucoh == g)
-        ctrl_m = both & ctrl
-        n1, n0 = int(treat_m.sum()), int(ctrl_m.sum())
-        if n1 == 0 or n0 == 0:
-            skipped.append(f"ATT({p.time_axis.label(g)},{p.time_axis.label(t)}): "
-                           f"{n1} treated and {n0} comparison units observed in both periods; cell skipped")
-            continue
-        idx = np.flatnonzero(treat_m | ctrl_m)
-        dy = Y[idx, t] - Y[idx, b]
-        D = (ucoh[idx] == g).astype(float)
-        X = np.ones((idx.size, 1))
-        if k:
-            X = np.column_stack([X, Xw[idx, min(t, b)]])
-        att, psi_sub = cell_att(dy, D, X, uw[idx], method)
-        col = np.zeros(N)
-        col[idx] = psi_sub * (N / idx.size)
-        est.append(att)
-        psi_cols.append(col)
-        rows.append((g, t, b, post, n1, n0, False))
+    V = None
+    if not k:  # no covariates: every cell is a difference of mean changes, computed in one pass
+        est, rows, psi, V = _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, p.weights is not None, control,
+                                                 delta, method, skipped)
+    else:
+        est, rows, psi = _cells_general(cells, N, ucoh, never, Y, obs, Xw, uw, control, delta, method, k, p, skipped)
     if skipped:
         warnings.warn("att_gt: " + "; ".join(skipped[:5]) + (f"; ... ({len(skipped)} in all)" if len(skipped) > 5 else ""),
                       EvalkitWarning, stacklevel=2)
@@ -222,9 +202,14 @@ def att_gt(
     if not rows:
         raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units).")
 
-    psi = np.column_stack(psi_cols)
-    S = cluster_sums(psi, ucl)
-    se = _se_from_if(S, N)
+    if ucl is None and V is not None:
+        S = psi
+        se = np.sqrt(np.diag(V)) / N
+        vcov = V / N**2
+    else:
+        S = cluster_sums(psi, ucl)
+        se = _se_from_if(S, N)
+        vcov = S.T @ S / N**2
     is_ref = np.array([r[6] for r in rows])
     se[is_ref] = np.nan
     ax = p.time_axis
@@ -240,6 +225,7 @@ def att_gt(
     table.insert(6, "n_treated", np.array([r[4] for r in rows], dtype=np.int64))
     table.insert(7, "n_control", np.array([r[5] for r in rows], dtype=np.int64))
     rng = np.random.default_rng(np.random.SeedSequence(seed_seq.entropy, spawn_key=(0,))) if seed_seq is not None else np.random.default_rng()
+    psi.setflags(write=False)  # owned here: read-only without a copy
     table, crit = _bands(table, S, N, n_boot, boot_weights, rng, level, np.flatnonzero(~is_ref))
 
     n_cl = (int(ucl.max()) + 1,) if ucl is not None else ()
@@ -270,10 +256,177 @@ def att_gt(
     sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=N, n_periods=T, balanced=p.is_balanced,
                         n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
     extra = {
-        "psi": _readonly(psi), "g_code": _readonly(g_code), "t_code": _readonly(t_code),
+        "psi": psi, "g_code": _readonly(g_code), "t_code": _readonly(t_code),
         "unit_cohort": _readonly(ucoh), "unit_w": _readonly(uw), "cluster": ucl, "n_periods": T,
         "is_reference": is_ref, "time_axis": ax, "n_boot": int(n_boot), "boot_weights": boot_weights,
         "seed_seq": seed_seq, "crit_value": crit, "method": method, "control": control,
         "base_period": base_period, "anticipation": delta,
     }
-    return ATTgtResult(table=table, vcov=S.T @ S / N**2, conventions=conv, sample=sample, extra=extra)
+    return ATTgtResult(table=table, vcov=vcov, conventions=conv, sample=sample, extra=extra)
+
+
+def _cells_general(cells, N, ucoh, never, Y, obs, Xw, uw, control, delta, method, k, p, skipped):
+    """ATT(g,t) cell by cell through :func:`cell_att` (any method, with covariates)."""
+    est, rows = [], []
+    psi = np.zeros((N, len(cells)), order="F")
+    for g, t, b, post in cells:
+        j = len(rows)
+        if t == b:  # universal base period: reference cell
+            est.append(0.0)
+            rows.append((g, t, b, post, int(np.sum(ucoh == g)), 0, True))
+            continue
+        if control == "never":
+            ctrl = never
+        else:
+            ctrl = never | ((ucoh > max(t, b) + delta) & (ucoh != g))
+        both = obs[:, t] & obs[:, b]
+        treat_m = both & (ucoh == g)
+        ctrl_m = both & ctrl
+        n1, n0 = int(treat_m.sum()), int(ctrl_m.sum())
+        if n1 == 0 or n0 == 0:
+            skipped.append(f"ATT({p.time_axis.label(g)},{p.time_axis.label(t)}): "
+                           f"{n1} treated and {n0} comparison units observed in both periods; cell skipped")
+            continue
+        idx = np.flatnonzero(treat_m | ctrl_m)
+        dy = Y[idx, t] - Y[idx, b]
+        D = (ucoh[idx] == g).astype(float)
+        X = np.ones((idx.size, 1))
+        if k:
+            X = np.column_stack([X, Xw[idx, min(t, b)]])
+        att, psi_sub = cell_att(dy, D, X, uw[idx], method)
+        psi[idx, j] = psi_sub * (N / idx.size)
+        est.append(att)
+        rows.append((g, t, b, post, n1, n0, False))
+    return est, rows, psi[:, :len(rows)]
+
+
+def _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, weighted, control, delta, method, skipped):
+    """All ATT(g,t) cells without covariates, from a periods x units outcome table sorted by cohort.
+
+    Without covariates the ``dr``, ``ipw`` and ``reg`` estimators all equal the difference of the
+    (weighted) mean changes of the cohort and of the comparison units, with influence function
+    ``w_i (dY_i - m_1) n / W_1`` on the cohort's units and ``-w_i (dY_i - m_0) n / W_0`` on the
+    comparison units (0 elsewhere; ``W`` = sum of weights). Units are sorted by cohort once, so
+    every cell works on contiguous slices; the (unit-cluster) covariance is accumulated per cohort
+    block. A cell whose propensity score would be trimmed (cohort share >= TRIM_LEVEL for ``dr``
+    and ``ipw``) goes through :func:`cell_att` unchanged. Returns ``(est, rows, psi, V)`` with
+    ``V = psi' psi``.
+    """
+    from ._cell import TRIM_LEVEL
+
+    nc = cvals.size
+    code = np.searchsorted(cvals, ucoh)
+    code = code.astype(np.int16 if nc < 2**15 else np.int64)
+    order = np.argsort(code, kind="stable")
+    counts = np.bincount(code, minlength=nc)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    pos = np.empty(N, np.intp)
+    pos[order] = np.arange(N)
+    u, tt = p.unit, p.time
+    prow = pos[u]
+    YT = np.empty((T, N)) if p.is_balanced else np.full((T, N), np.nan)
+    YT[tt, prow] = p.y
+    obsT = None
+    if not p.is_balanced:
+        obsT = np.zeros((T, N), bool)
+        obsT[tt, prow] = True
+    del prow
+    ws = uw[order] if weighted else None
+    ci_of = {float(c): i for i, c in enumerate(cvals)}
+
+    # which cohort blocks each cell touches (treated cohort, comparison cohorts)
+    plan = []
+    for g, t, b, post in cells:
+        if t == b:
+            plan.append(None)
+            continue
+        cg = ci_of[float(g)]
+        thr = max(t, b) + delta
+        ctrl = [i for i, c in enumerate(cvals) if (np.isinf(c) if control == "never" else ((c > thr) and c != g))]
+        plan.append((cg, ctrl))
+
+    est, rows, pieces = [], [], []  # pieces: (cell row j, cohort block i, values on the block)
+    for (g, t, b, post), pl in zip(cells, plan):
+        j = len(rows)
+        if pl is None:  # universal base period: reference cell
+            est.append(0.0)
+            rows.append((g, t, b, post, int(counts[ci_of[float(g)]]), 0, True))
+            continue
+        cg, ctrl = pl
+        parts = []  # (block, dy, weights or None, mask or None, n, sum_w, sum_wdy)
+        for i in [cg] + ctrl:
+            a, z = bounds[i], bounds[i + 1]
+            if z == a:
+                continue
+            dy = YT[t, a:z] - YT[b, a:z]
+            m = None
+            if obsT is not None:
+                m = obsT[t, a:z] & obsT[b, a:z]
+                if m.all():
+                    m = None
+                else:
+                    dy[~m] = 0.0
+            w = None if ws is None else (ws[a:z] if m is None else ws[a:z] * m)
+            n = (z - a) if m is None else int(m.sum())
+            if w is None:
+                sw, swy = float(n), float(np.sum(dy))
+            else:
+                sw, swy = float(np.sum(w)), float(w @ dy)
+            parts.append((i, dy, w, m, n, sw, swy))
+        tp = [x for x in parts if x[0] == cg]
+        cp = [x for x in parts if x[0] != cg]
+        n1 = sum(x[4] for x in tp)
+        n0 = sum(x[4] for x in cp)
+        if n1 == 0 or n0 == 0:
+            skipped.append(f"ATT({p.time_axis.label(g)},{p.time_axis.label(t)}): "
+                           f"{n1} treated and {n0} comparison units observed in both periods; cell skipped")
+            continue
+        W1 = sum(x[5] for x in tp)
+        W0 = sum(x[5] for x in cp)
+        closed = W1 > 0 and W0 > 0 and (method == "reg" or W1 / (W1 + W0) < TRIM_LEVEL - 1e-9)
+        if not closed:  # the general estimator (trimming / degenerate weights), on the same units
+            idx_parts = []
+            for i, dy, w, m, n, sw, swy in parts:
+                ids = order[bounds[i]:bounds[i + 1]]
+                idx_parts.append(ids if m is None else ids[m])
+            idx = np.sort(np.concatenate(idx_parts))
+            pi = pos[idx]
+            dyg = YT[t, pi] - YT[b, pi]
+            D = (ucoh[idx] == g).astype(float)
+            att, psi_sub = cell_att(dyg, D, np.ones((idx.size, 1)), uw[idx], method)
+            vals = psi_sub * (N / idx.size)
+            for i, dy, w, m, n, sw, swy in parts:
+                blk = np.zeros(bounds[i + 1] - bounds[i])
+                sel = (pi >= bounds[i]) & (pi < bounds[i + 1])
+                blk[pi[sel] - bounds[i]] = vals[sel]
+                pieces.append((j, i, blk))
+        else:
+            m1 = sum(x[6] for x in tp) / W1
+            m0 = sum(x[6] for x in cp) / W0
+            att = m1 - m0
+            for i, dy, w, m, n, sw, swy in parts:
+                mean, scale = (m1, N / W1) if i == cg else (m0, -N / W0)
+                v = dy - mean
+                v *= scale
+                if w is not None:
+                    v *= w
+                elif m is not None:
+                    v[~m] = 0.0
+                pieces.append((j, i, v))
+        est.append(float(att))
+        rows.append((g, t, b, post, n1, n0, False))
+
+    J = len(rows)
+    psiT = np.zeros((J, N))
+    V = np.zeros((J, J))
+    by_block: dict[int, list] = {}
+    for j, i, v in pieces:
+        by_block.setdefault(i, []).append((j, v))
+    for i, lst in by_block.items():
+        js = np.array([j for j, _ in lst])
+        B = np.vstack([v for _, v in lst]) if len(lst) > 1 else lst[0][1][None, :]
+        V[np.ix_(js, js)] += B @ B.T
+        ids = order[bounds[i]:bounds[i + 1]]
+        for j, v in lst:
+            psiT[j, ids] = v
+    return est, rows, psiT.T, V
