@@ -12,6 +12,7 @@ from .._validation import as_generator, check_columns_arg, check_option, check_s
 from ..data.schema import validate_panel
 from ..errors import DataError, EvalkitWarning, SpecificationError
 from ..results import Conventions, SampleInfo, tidy_table
+from ._aggregate import register_cohort_codes
 from ._bootstrap import BOOT_WEIGHTS, cluster_sums
 from ._cell import cell_att
 from .results import ATTgtResult, _bands, _readonly, _se_from_if
@@ -189,9 +190,9 @@ def att_gt(
             b = b_post if (post or base_period == "universal") else t - 1
             cells.append((g, t, b, post))
 
-    V = None
+    V = ucode = None
     if not k:  # no covariates: every cell is a difference of mean changes, computed in one pass
-        est, rows, psi, V = _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, p.weights is not None, control,
+        est, rows, psi, V, ucode = _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, p.weights is not None, control,
                                                  delta, method, skipped)
     else:
         est, rows, psi = _cells_general(cells, N, ucoh, never, Y, obs, Xw, uw, control, delta, method, k, p, skipped)
@@ -255,9 +256,12 @@ def att_gt(
     )
     sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=N, n_periods=T, balanced=p.is_balanced,
                         n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
+    ucoh_ro, uw_ro = _readonly(ucoh), _readonly(uw)
+    if ucode is not None:
+        register_cohort_codes(ucoh_ro, uw_ro, cvals, ucode)
     extra = {
         "psi": psi, "g_code": _readonly(g_code), "t_code": _readonly(t_code),
-        "unit_cohort": _readonly(ucoh), "unit_w": _readonly(uw), "cluster": ucl, "n_periods": T,
+        "unit_cohort": ucoh_ro, "unit_w": uw_ro, "cluster": ucl, "n_periods": T,
         "is_reference": is_ref, "time_axis": ax, "n_boot": int(n_boot), "boot_weights": boot_weights,
         "seed_seq": seed_seq, "crit_value": crit, "method": method, "control": control,
         "base_period": base_period, "anticipation": delta,
@@ -427,6 +431,8 @@ def _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, weighted, control, del
         B = np.vstack([v for _, v in lst]) if len(lst) > 1 else lst[0][1][None, :]
         V[np.ix_(js, js)] += B @ B.T
         ids = order[bounds[i]:bounds[i + 1]]
-        for j, v in lst:
-            psiT[j, ids] = v
-    return est, rows, psiT.T, V
+        if np.array_equal(js, np.arange(js[0], js[0] + js.size)):
+            psiT[js[0]:js[0] + js.size][:, ids] = B  # one 2-D scatter (a cohort's cells are adjacent)
+        else:
+            psiT[np.ix_(js, ids)] = B
+    return est, rows, psiT.T, V, code
