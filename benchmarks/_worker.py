@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from generate import DEFAULT_SEED, make_panel  # noqa: E402
+from generate import COHORTS, CS_COHORTS, DEFAULT_SEED, make_panel  # noqa: E402
 
 
 def _status_mb(field: str) -> float | None:
@@ -99,6 +99,70 @@ def _fit_linearmodels(df):
 FITTERS = {"evalkit": _fit_evalkit, "pyfixest": _fit_pyfixest, "linearmodels": _fit_linearmodels}
 
 
+# ----------------------------------------------------------------------------------------------
+# Callaway-Sant'Anna (design "cs"): ATT(g,t) with never-treated controls, no covariates, analytic
+# influence-function SEs (no bootstrap), plus the simple and dynamic (event-study) aggregations.
+# Each callable returns (simple ATT, its SE, detail) with detail = {"att_gt": [[g, t, att, se], ...],
+# "simple": [att, se], "dynamic": [[e, att, se], ...], "dynamic_overall": [att, se] or None}.
+
+
+def _cs_evalkit(df):
+    import evalkit as ek
+
+    r = ek.staggered.att_gt(df, outcome="y", unit="unit", time="t", cohort="g", control="never", method="dr",
+                            n_boot=0)
+    s = r.aggregate("simple")
+    d = r.aggregate("dynamic")
+    fr = r.to_frame()
+    ev = d.event_frame()
+    det = {"att_gt": [[int(g), int(t), float(a), float(b)] for g, t, a, b in
+                      zip(fr["cohort"], fr["time"], fr["estimate"], fr["std_error"])],
+           "simple": [float(s.estimate), float(s.std_error)],
+           "dynamic": [[int(e), float(a), float(b)] for e, a, b in zip(ev["event_time"], ev["estimate"], ev["std_error"])],
+           "dynamic_overall": [float(d.estimate), float(d.std_error)]}
+    return det["simple"][0], det["simple"][1], det
+
+
+def _cs_diff_diff(df):
+    from diff_diff import CallawaySantAnna
+
+    # analytic influence-function SEs (n_bootstrap=0); doubly robust as evalkit (no covariates: all
+    # methods are the difference of mean changes)
+    r = CallawaySantAnna(control_group="never_treated", estimation_method="dr", n_bootstrap=0).fit(
+        df, outcome="y", unit="unit", time="t", first_treat="g")
+    es = r.aggregate("event_study")
+    det = {"att_gt": [[int(g), int(t), float(v["effect"]), float(v["se"])] for (g, t), v in
+                      sorted(r.group_time_effects.items())],
+           "simple": [float(r.overall_att), float(r.overall_se)],
+           "dynamic": [[int(e), float(a), float(b)] for e, a, b, ref in zip(es.event_time, es.att, es.se, es.is_reference)
+                       if not ref],
+           "dynamic_overall": None}  # diff-diff's event study has no overall (average over e >= 0) row
+    return det["simple"][0], det["simple"][1], det
+
+
+def _cs_csdid(df):
+    import contextlib
+    import io
+
+    from csdid.att_gt import ATTgt
+
+    with contextlib.redirect_stdout(io.StringIO()):  # csdid prints its summaries
+        a = ATTgt(yname="y", gname="g", idname="unit", tname="t", data=df, control_group=["nevertreated"]).fit(
+            est_method="dr", bstrap=False)
+        res = a.results
+        simple = a.aggte(typec="simple", bstrap=False).atte
+        dyn = a.aggte(typec="dynamic", bstrap=False).atte
+    det = {"att_gt": [[int(g), int(t), float(v), float(se)] for g, t, v, se in
+                      zip(res["group"], res["year"], res["att"], res["se"])],
+           "simple": [float(np.ravel(simple["overall_att"])[0]), float(np.ravel(simple["overall_se"])[0])],
+           "dynamic": [[int(e), float(v), float(se)] for e, v, se in zip(dyn["egt"], dyn["att_egt"], dyn["se_egt"])],
+           "dynamic_overall": [float(np.ravel(dyn["overall_att"])[0]), float(np.ravel(dyn["overall_se"])[0])]}
+    return det["simple"][0], det["simple"][1], det
+
+
+CS_FITTERS = {"evalkit": _cs_evalkit, "diff-diff": _cs_diff_diff, "csdid": _cs_csdid}
+
+
 def _versions(library: str) -> dict:
     import pandas as pd
     import scipy
@@ -114,6 +178,17 @@ def _versions(library: str) -> dict:
     elif library == "linearmodels":
         import linearmodels
         v["linearmodels"] = linearmodels.__version__
+    elif library == "diff-diff":
+        import diff_diff
+        from diff_diff._backend import HAS_RUST_BACKEND
+
+        v["diff-diff"] = diff_diff.__version__
+        v["diff-diff_rust_backend"] = bool(HAS_RUST_BACKEND)
+    elif library == "csdid":
+        from importlib.metadata import version
+
+        import csdid  # noqa: F401
+        v["csdid"] = version("csdid")
     return v
 
 
@@ -149,7 +224,9 @@ def _evalkit_source() -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--library", choices=sorted(FITTERS), required=True)
+    ap.add_argument("--library", choices=sorted(set(FITTERS) | set(CS_FITTERS)), required=True)
+    ap.add_argument("--design", choices=("twfe", "cs"), default="twfe",
+                    help="twfe: y ~ d + x | unit + t (CR1); cs: Callaway-Sant'Anna ATT(g,t) + simple/dynamic")
     ap.add_argument("--rows", type=int, required=True)
     ap.add_argument("--unbalanced", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -159,9 +236,18 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
 
     warnings.simplefilter("ignore")
-    fit = FITTERS[a.library]
+    detail = {}
+    if a.design == "cs":
+        fit_cs = CS_FITTERS[a.library]
+
+        def fit(df):
+            est, se, det = fit_cs(df)
+            detail["last"] = det
+            return est, se
+    else:
+        fit = FITTERS[a.library]
     out: dict = {"library": a.library, "rows_requested": a.rows, "unbalanced": a.unbalanced, "seed": a.seed,
-                 "shuffled": a.shuffle}
+                 "shuffled": a.shuffle, "design": a.design}
 
     # import the library before generating data: import cost belongs to neither timing
     t0 = time.perf_counter()
@@ -171,7 +257,8 @@ def main(argv=None) -> None:
     out["import_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    df = make_panel(a.rows, unbalanced=a.unbalanced, seed=a.seed, shuffle=a.shuffle)
+    df = make_panel(a.rows, unbalanced=a.unbalanced, seed=a.seed, shuffle=a.shuffle,
+                    cohorts=CS_COHORTS if a.design == "cs" else COHORTS)
     out["generate_s"] = time.perf_counter() - t0
     out["rows"] = int(len(df))
     out["units"] = int(df["unit"].max()) + 1
@@ -228,6 +315,8 @@ def main(argv=None) -> None:
         out["profiled_call_s"] = time.perf_counter() - t0
         prof.dump_stats(a.profile)
     out["cold_warm_identical"] = bool(est == est2 and se == se2)
+    if a.design == "cs":
+        out["detail"] = detail["last"]
     out["status"] = "ok"
     print("BENCH_JSON " + json.dumps(out), flush=True)
 

@@ -10,6 +10,8 @@ run one at a time, so each has the whole machine.
     python benchmarks/run.py --sizes 1e5,1e6
     python benchmarks/run.py --sizes 8e6 --libraries evalkit,pyfixest --merge
     python benchmarks/run.py --sizes 8e6 --libraries evalkit --profile-evalkit --merge
+    python benchmarks/run.py --design cs              # Callaway-Sant'Anna: evalkit vs diff-diff vs csdid
+                                                      # (balanced, 1e5, 1e6, 8e6 rows; results/cs_latest.*)
 
 Writes ``benchmarks/results/latest.json`` (every measurement, machine facts) and
 ``benchmarks/results/latest.md`` (the table and the performance bars). With ``--merge`` the new
@@ -29,6 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cs_report  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -94,9 +99,9 @@ def machine_facts() -> dict:
 
 
 def run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_gb: float, repeats: int,
-            seed: int | None, profile: str | None, shuffle: bool = False) -> dict:
+            seed: int | None, profile: str | None, shuffle: bool = False, design: str = "twfe") -> dict:
     cmd = [sys.executable, WORKER, "--library", library, "--rows", str(rows), "--unbalanced", str(unbalanced),
-           "--repeats", str(repeats)]
+           "--repeats", str(repeats), "--design", design]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     if profile:
@@ -112,7 +117,7 @@ def run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_g
     # a fresh numba cache per process, in case a numba backend is in use: "cold" then includes JIT
     env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-numba-")
     base = {"library": library, "rows_requested": rows, "unbalanced": unbalanced, "shuffled": shuffle, "mem_cap_gb": mem_gb,
-            "timeout_s": timeout}
+            "timeout_s": timeout, "design": design}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=_cap, start_new_session=True)
@@ -295,9 +300,14 @@ def to_markdown(doc: dict) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="TWFE benchmark: evalkit vs pyfixest vs linearmodels")
+    ap.add_argument("--design", choices=("twfe", "cs"), default="twfe",
+                    help="twfe (default): evalkit vs pyfixest vs linearmodels; cs: Callaway-Sant'Anna ATT(g,t) + "
+                         "simple/dynamic aggregations, evalkit vs diff-diff vs csdid (results/cs_latest.*)")
     ap.add_argument("--sizes", default="1e5,1e6,8e6", help="comma-separated row counts (before dropping)")
-    ap.add_argument("--libraries", default=",".join(LIBRARIES))
-    ap.add_argument("--balance", choices=("both", "balanced", "unbalanced"), default="both")
+    ap.add_argument("--libraries", default=None, help="comma-separated (default: all of the design's libraries)")
+    ap.add_argument("--balance", choices=("both", "balanced", "unbalanced"), default=None,
+                    help="default: both for twfe, balanced for cs")
+    ap.add_argument("--csdid-max-rows", type=_parse_size, default=None, help="skip csdid above this many rows")
     ap.add_argument("--unbalanced", type=float, default=0.10, help="share of unit-periods dropped in the unbalanced runs")
     ap.add_argument("--linearmodels-max-rows", type=_parse_size, default=1_000_000,
                     help="skip linearmodels above this many rows (it is not a contender at claims scale)")
@@ -315,14 +325,25 @@ def main(argv=None) -> None:
     ap.add_argument("--merge", action="store_true", help="merge into the existing results/latest.json")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: rewrite latest.md (and the README table) from latest.json")
-    ap.add_argument("--out", default=os.path.join(RESULTS, "latest"))
+    ap.add_argument("--out", default=None, help="default results/latest (twfe) or results/cs_latest (cs)")
     a = ap.parse_args(argv)
+    cs = a.design == "cs"
+    known = cs_report.CS_LIBRARIES if cs else LIBRARIES
+    if a.out is None:
+        a.out = os.path.join(RESULTS, "cs_latest" if cs else "latest")
+    if a.balance is None:
+        a.balance = "balanced" if cs else "both"
+    if a.libraries is None:
+        a.libraries = ",".join(known)
+    _annotate, _bars, _markdown = ((cs_report.annotate, cs_report.bars, cs_report.to_markdown) if cs
+                                   else (annotate, bars, to_markdown))
+    default_out = os.path.abspath(os.path.join(RESULTS, "cs_latest" if cs else "latest"))
 
     sizes = [_parse_size(s) for s in a.sizes.split(",") if s.strip()]
     libs = [s.strip() for s in a.libraries.split(",") if s.strip()]
     for lib in libs:
-        if lib not in LIBRARIES:
-            ap.error(f"unknown library {lib!r}; choose from {LIBRARIES}")
+        if lib not in known:
+            ap.error(f"unknown library {lib!r}; choose from {known}")
     shares = {"both": [0.0, a.unbalanced], "balanced": [0.0], "unbalanced": [a.unbalanced]}[a.balance]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 
@@ -330,15 +351,15 @@ def main(argv=None) -> None:
     if a.render_only:
         with open(a.out + ".json") as f:
             doc = json.load(f)
-        annotate(doc["results"])
-        doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in bars(doc["results"])]
+        _annotate(doc["results"])
+        doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in _bars(doc["results"])]
         with open(a.out + ".json", "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
-        md = to_markdown(doc)
+        md = _markdown(doc)
         with open(a.out + ".md", "w") as f:
             f.write(md)
-        if os.path.abspath(a.out) == os.path.abspath(os.path.join(RESULTS, "latest")):
-            _update_readme(md)
+        if os.path.abspath(a.out) == default_out:
+            _update_readme(md, cs)
         print(md)
         return
     if a.merge and os.path.exists(a.out + ".json"):
@@ -350,6 +371,12 @@ def main(argv=None) -> None:
         for share in shares:
             for lib in libs:
                 tag = f"{lib} rows={rows:,} unbalanced={share:g}" + (" shuffled" if a.shuffle else "")
+                if lib == "csdid" and a.csdid_max_rows is not None and rows > a.csdid_max_rows:
+                    msg = f"csdid at {rows:,} rows (--csdid-max-rows {a.csdid_max_rows:,})"
+                    if msg not in doc["skipped"]:
+                        doc["skipped"].append(msg)
+                    print(f"skip {tag}", flush=True)
+                    continue
                 if lib == "linearmodels" and rows > a.linearmodels_max_rows:
                     msg = f"linearmodels at {rows:,} rows (--linearmodels-max-rows {a.linearmodels_max_rows:,})"
                     if msg not in doc["skipped"]:
@@ -358,13 +385,13 @@ def main(argv=None) -> None:
                     continue
                 prof = None
                 if lib == "evalkit" and a.profile_evalkit:
-                    prof = os.path.join(RESULTS, f"profile_evalkit_{rows}_{'bal' if share == 0 else 'unbal'}"
+                    prof = os.path.join(RESULTS, f"profile_evalkit_{'cs_' if cs else ''}{rows}_{'bal' if share == 0 else 'unbal'}"
                                                  f"{'_shuffled' if a.shuffle else ''}_run.pstats")
                 if a.max_load is not None:
                     _wait_idle(a.max_load, a.idle_wait)
                 print(f"run  {tag} ...", end=" ", flush=True)
                 r = run_one(lib, rows, share, timeout=a.timeout, mem_gb=a.mem_gb, repeats=a.repeats,
-                            seed=a.seed, profile=prof, shuffle=a.shuffle)
+                            seed=a.seed, profile=prof, shuffle=a.shuffle, design=a.design)
                 if r["status"] == "ok":
                     print(f"warm {r['warm_s']:.3f}s cold {r['cold_s']:.3f}s peak {r['peak_rss_mb']:.0f} MB "
                           f"est {r['estimate']:.10f} se {r['std_error']:.6g}", flush=True)
@@ -381,15 +408,15 @@ def main(argv=None) -> None:
     for r in doc["results"]:
         versions.update(r.get("versions", {}))
     doc["versions"] = versions
-    annotate(doc["results"])
-    doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in bars(doc["results"])]
+    _annotate(doc["results"])
+    doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in _bars(doc["results"])]
     with open(a.out + ".json", "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
-    md = to_markdown(doc)
+    md = _markdown(doc)
     with open(a.out + ".md", "w") as f:
         f.write(md)
-    if os.path.abspath(a.out) == os.path.abspath(os.path.join(RESULTS, "latest")):
-        _update_readme(md)
+    if os.path.abspath(a.out) == default_out:
+        _update_readme(md, cs)
     print()
     print(md)
 
@@ -398,19 +425,23 @@ README = os.path.join(HERE, "README.md")
 _START, _END = "<!-- results:start (written by run.py) -->", "<!-- results:end -->"
 
 
-def _update_readme(md: str) -> None:
-    """Copy the latest table into benchmarks/README.md between the result markers."""
+_CS_START, _CS_END = "<!-- cs-results:start (written by run.py --design cs) -->", "<!-- cs-results:end -->"
+
+
+def _update_readme(md: str, cs: bool = False) -> None:
+    """Copy the latest table into benchmarks/README.md between the result markers (the CS ones for cs)."""
     if not os.path.exists(README):
         return
     with open(README) as f:
         text = f.read()
-    if _START not in text or _END not in text:
+    start, end = (_CS_START, _CS_END) if cs else (_START, _END)
+    if start not in text or end not in text:
         return
     body = md.split("\n", 2)[2] if md.startswith("# ") else md  # drop the title line
-    head, rest = text.split(_START, 1)
-    tail = rest.split(_END, 1)[1]
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
     with open(README, "w") as f:
-        f.write(head + _START + "\n" + body.strip() + "\n" + _END + tail)
+        f.write(head + start + "\n" + body.strip() + "\n" + end + tail)
 
 
 def _wait_idle(max_load: float, limit: float) -> None:
