@@ -73,7 +73,10 @@ def _combine_many(d: AggregationDesign, specs, pg: np.ndarray | None, coh=None, 
         est[c] = float(np.sum(d.att[keep] * weights))
     inf = np.empty((d.psi.shape[0], K), order="F") if out is None else out
     np.matmul(d.psi, Wm, out=inf)
-    if pg is not None:
+    if not np.isfinite(inf.sum(axis=0)).all():  # a non-finite cell would leak through its zero weight
+        for c, (keep, weights) in enumerate(specs):
+            inf[:, c] = d.psi[:, keep] @ weights
+    if pg is not None and d.g.size:
         gv, code, _ = coh if coh is not None else _cohort_index(d)
         A = np.zeros((gv.size + 1, K))  # sum of att over kept cells of the cohort
         C = np.zeros((gv.size + 1, K))  # number of kept cells of the cohort
@@ -180,6 +183,8 @@ def aggregate_cells(d: AggregationDesign, kind: str, min_e=None, max_e=None, bal
         else:
             est = float(att_e[epos].mean())
             np.matmul(inf_e, np.where(epos, 1.0 / epos.sum(), 0.0), out=out[:, 0])
+            if not np.isfinite(out[:, 0].sum()):
+                out[:, 0] = inf_e[:, epos].mean(axis=1)
         comps = [("overall", None)] + [("event_time", float(e)) for e in eseq]
         return comps, np.concatenate([[est], att_e]), out
 
