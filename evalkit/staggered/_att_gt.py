@@ -349,8 +349,19 @@ def _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, weighted, control, del
         ctrl = [i for i, c in enumerate(cvals) if (np.isinf(c) if control == "never" else ((c > thr) and c != g))]
         plan.append((cg, ctrl))
 
-    est, rows, pieces = [], [], []  # pieces: (cell row j, cohort block i, values on the block)
-    for (g, t, b, post), pl in zip(cells, plan):
+    # one buffer per cohort block, a row per planned cell touching it (no per-cell temporaries)
+    slot: dict = {}
+    nrow = np.zeros(nc, np.int64)
+    for c, pl in enumerate(plan):
+        if pl is not None:
+            for i in [pl[0]] + pl[1]:
+                slot[(c, i)] = int(nrow[i])
+                nrow[i] += 1
+    buf = {i: np.empty((int(nrow[i]), int(counts[i]))) for i in range(nc) if nrow[i]}
+    used: dict = {i: [] for i in buf}  # (buffer row, cell row j) of the cells kept
+
+    est, rows = [], []
+    for c, ((g, t, b, post), pl) in enumerate(zip(cells, plan)):
         j = len(rows)
         if pl is None:  # universal base period: reference cell
             est.append(0.0)
@@ -362,7 +373,7 @@ def _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, weighted, control, del
             a, z = bounds[i], bounds[i + 1]
             if z == a:
                 continue
-            dy = YT[t, a:z] - YT[b, a:z]
+            dy = np.subtract(YT[t, a:z], YT[b, a:z], out=buf[i][slot[(c, i)]])
             m = None
             if obsT is not None:
                 m = obsT[t, a:z] & obsT[b, a:z]
@@ -400,35 +411,36 @@ def _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, weighted, control, del
             att, psi_sub = cell_att(dyg, D, np.ones((idx.size, 1)), uw[idx], method)
             vals = psi_sub * (N / idx.size)
             for i, dy, w, m, n, sw, swy in parts:
-                blk = np.zeros(bounds[i + 1] - bounds[i])
+                dy[:] = 0.0  # the cell's row of block i
                 sel = (pi >= bounds[i]) & (pi < bounds[i + 1])
-                blk[pi[sel] - bounds[i]] = vals[sel]
-                pieces.append((j, i, blk))
+                dy[pi[sel] - bounds[i]] = vals[sel]
+                used[i].append((slot[(c, i)], j))
         else:
             m1 = sum(x[6] for x in tp) / W1
             m0 = sum(x[6] for x in cp) / W0
             att = m1 - m0
             for i, dy, w, m, n, sw, swy in parts:
                 mean, scale = (m1, N / W1) if i == cg else (m0, -N / W0)
-                v = dy - mean
+                v = dy  # in place, in the block buffer
+                v -= mean
                 v *= scale
                 if w is not None:
                     v *= w
                 elif m is not None:
                     v[~m] = 0.0
-                pieces.append((j, i, v))
+                used[i].append((slot[(c, i)], j))
         est.append(float(att))
         rows.append((g, t, b, post, n1, n0, False))
 
     J = len(rows)
     psiT = np.zeros((J, N))
     V = np.zeros((J, J))
-    by_block: dict[int, list] = {}
-    for j, i, v in pieces:
-        by_block.setdefault(i, []).append((j, v))
-    for i, lst in by_block.items():
-        js = np.array([j for j, _ in lst])
-        B = np.vstack([v for _, v in lst]) if len(lst) > 1 else lst[0][1][None, :]
+    for i, lst in used.items():
+        if not lst:
+            continue
+        r_ = np.array([r for r, _ in lst])
+        js = np.array([j for _, j in lst])
+        B = buf[i] if np.array_equal(r_, np.arange(buf[i].shape[0])) else buf[i][r_]
         V[np.ix_(js, js)] += B @ B.T
         ids = order[bounds[i]:bounds[i + 1]]
         if np.array_equal(js, np.arange(js[0], js[0] + js.size)):
