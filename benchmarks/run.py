@@ -146,15 +146,7 @@ def run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_g
     return {**base, **rec, "wall_s": wall, "returncode": proc.returncode}
 
 
-def _key(r: dict) -> tuple:
-    return (r["library"], int(r["rows_requested"]), float(r["unbalanced"]), bool(r.get("shuffled", False)))
-
-
-def _find(results, library, rows, unbalanced, shuffled=False):
-    for r in results:
-        if _key(r) == (library, rows, unbalanced, shuffled):
-            return r
-    return None
+_key, _find = cs_report._key, cs_report._find  # one definition of how result rows are matched
 
 
 def _rel(a: float, b: float) -> float:
