@@ -1,4 +1,5 @@
-"""Callaway & Sant'Anna (2021) group-time average treatment effects, panel data (balanced or not)."""
+"""Callaway & Sant'Anna (2021) group-time average treatment effects: panel data (balanced or not) and
+repeated cross-sections."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from ..errors import DataError, EvalkitWarning, SpecificationError
 from ..results import Conventions, SampleInfo, tidy_table
 from ._aggregate import register_cohort_codes
 from ._bootstrap import BOOT_WEIGHTS, cluster_sums
-from ._cell import cell_att
+from ._cell import cell_att, cell_att_rc
 from .results import ATTgtResult, _bands, _readonly, _se_from_if
 
 __all__ = ["att_gt"]
@@ -37,13 +38,42 @@ def _per_unit(values: np.ndarray, unit: np.ndarray, n_units: int, name: str, wha
     return out
 
 
+_RC_NAMES = {"dr": "drdid_rc (locally efficient doubly robust)", "ipw": "std_ipw_did_rc", "reg": "reg_did_rc"}
+
+
+def _validate_rc(data, *, outcome, unit, time, cohort, clusters, weights, covariates, dropna):
+    """Validate repeated cross-sections: one row per observation; ``unit`` (if given) unique per row."""
+    p = validate_panel(data, outcome=outcome, unit=None, time=time, cohort=cohort, cluster=clusters or None,
+                       weights=weights, covariates=covariates, dropna=dropna, already_treated="drop", stacklevel=4)
+    if unit is not None:
+        if unit not in data.columns:
+            raise DataError(f"Column {unit!r} (the unit) not found in data. With panel=False, `unit` may be None.")
+        ids = data[unit].iloc[p.row_index] if len(p.row_index) != len(data) else data[unit]
+        dup = ids.duplicated(keep=False).to_numpy()
+        if dup.any():
+            ex = list(pd.unique(ids[dup])[:3])
+            raise DataError(
+                f"att_gt(panel=False): column {unit!r} (the unit) repeats in {int(dup.sum())} rows (e.g. {unit}={ex}), "
+                f"but repeated cross-sections treat every row as an independent observation. If the same units "
+                f"are observed in several periods use panel=True (unbalanced panels are handled directly); if the "
+                f"rows are genuine cross-sections pass unit=None (and cluster={unit!r} to sum influence functions "
+                f"within {unit!r})."
+            )
+    cnt = np.bincount(p.time, minlength=p.n_periods)
+    if (cnt == 0).any():
+        empty = [str(p.time_axis.label(j)) for j in np.flatnonzero(cnt == 0)[:5]]
+        logger.info("att_gt(panel=False): no rows in period(s) %s", empty)
+    return p
+
+
 def att_gt(
     data: pd.DataFrame,
     *,
     outcome: str,
-    unit: str,
+    unit: str | None,
     time: str,
     cohort: str,
+    panel: bool = True,
     control: str = "never",
     method: str = "dr",
     covariates=(),
@@ -62,13 +92,21 @@ def att_gt(
     Parameters
     ----------
     data : pandas.DataFrame
-        Long panel, one row per unit and period; may be unbalanced (units skipping periods).
+        Long panel, one row per unit and period; may be unbalanced (units skipping periods). With
+        ``panel=False``: repeated cross-sections, one row per independent observation.
     outcome, unit, time : str
-        Outcome, unit identifier and time columns (time: integers, Periods or dates).
+        Outcome, unit identifier and time columns (time: integers, Periods or dates). ``unit`` may
+        be ``None`` when ``panel=False``; if given it must then be unique per row.
     cohort : str
-        First treated period of the unit, in the units of ``time``; never treated: ``NaN``, ``inf``
-        or ``0``. Must be constant within unit. Units treated in the first period are dropped
-        (recorded in ``sample.dropped``).
+        First treated period of the unit (or, with ``panel=False``, of the row's group), in the
+        units of ``time``; never treated: ``NaN``, ``inf`` or ``0``. Must be constant within unit.
+        Units (rows) treated in the first period are dropped (recorded in ``sample.dropped``).
+    panel : bool, default=True
+        ``False``: repeated cross-sections (R ``did``'s ``panel=FALSE``). Every row is an
+        independent observation; ATT(g, t) compares the rows of periods ``t`` and ``b`` with the
+        repeated-cross-section estimators of ``DRDID`` (``drdid_rc``, ``std_ipw_did_rc``,
+        ``reg_did_rc``); covariates are each row's own values; weights and clusters are per row;
+        the aggregation weights :math:`P(G=g)` are shares of rows. See Notes.
     control : {"never", "notyet"}, default="never"
         Comparison units: never treated, or never treated plus not yet treated
         (:math:`G > \max(t, b) + \delta`, :math:`G \ne g`) in the cell's periods.
@@ -124,6 +162,17 @@ def att_gt(
     whether a unit is observed in both :math:`t` and :math:`b` is independent of its outcome
     change given its cohort (and covariates); see ``docs/staggered.md``.
 
+    **Repeated cross-sections** (``panel=False``): the cell sample is the rows of periods
+    :math:`t` and :math:`b` of cohort :math:`g` and of the comparison group; with
+    :math:`T_i = 1\{t_i = t\}` the cell estimator is the repeated-cross-section DiD of ``method``
+    (no covariates: :math:`(\bar Y_{g,t} - \bar Y_{g,b}) - (\bar Y_{C,t} - \bar Y_{C,b})`, four
+    row means); ``"dr"`` is the locally efficient estimator ``DRDID::drdid_rc`` (outcome
+    regressions in each of the four group x period cells), as R ``did`` with ``panel=FALSE``.
+    Influence functions are per row, scaled by :math:`n / n_{gt}` with :math:`n` the number of
+    rows; ``se = sqrt(sum_c S_c^2)/n`` over rows or clusters. The composition of each cohort must
+    be stable across periods (the rows of cohort :math:`g` sampled at :math:`t` and :math:`b`
+    come from the same population).
+
     Examples
     --------
     >>> import evalkit as ek
@@ -151,21 +200,38 @@ def att_gt(
         seed_seq = None if seed is None else np.random.SeedSequence(seed)
         seed_int = seed
 
-    p = validate_panel(data, outcome=outcome, unit=unit, time=time, cohort=cohort, cluster=clusters or None,
-                       weights=weights, covariates=covariates, dropna=dropna, already_treated="drop", stacklevel=3)
-    N, T = p.n_units, p.n_periods
-    u, tt = p.unit, p.time
-    ucoh = _per_unit(p.cohort, u, N, cohort, "the cohort")
-    ucoh[~np.isfinite(ucoh)] = np.inf
-    uw = np.ones(N) if p.weights is None else _per_unit(p.weights, u, N, weights, "the weights")
-    uw = uw / uw.mean()
-    ucl = None
-    if clusters and clusters[0] != unit:
-        ucl_f = _per_unit(p.cluster[:, 0].astype(float), u, N, clusters[0], "the cluster")
-        ucl = pd.factorize(ucl_f)[0].astype(np.int64)
+    if not isinstance(panel, (bool, np.bool_)):
+        raise SpecificationError(f"att_gt: `panel` must be True (panel data) or False (repeated cross-sections). "
+                                 f"Got {panel!r}.")
+    panel = bool(panel)
+    if panel and unit is None:
+        raise SpecificationError("att_gt: `unit` is required for panel data. For repeated cross-sections (independent "
+                                 "observations in each period) pass panel=False (unit may then be None).")
+    if not panel:
+        p = _validate_rc(data, outcome=outcome, unit=unit, time=time, cohort=cohort, clusters=clusters,
+                         weights=weights, covariates=covariates, dropna=dropna)
+        N, T = p.nobs, p.n_periods
+        ucoh = np.array(p.cohort, dtype=float)
+        ucoh[~np.isfinite(ucoh)] = np.inf
+        uw = np.ones(N) if p.weights is None else np.array(p.weights, dtype=float)
+        uw = uw / uw.mean()
+        ucl = pd.factorize(p.cluster[:, 0])[0].astype(np.int64) if clusters else None
+    else:
+        p = validate_panel(data, outcome=outcome, unit=unit, time=time, cohort=cohort, cluster=clusters or None,
+                           weights=weights, covariates=covariates, dropna=dropna, already_treated="drop", stacklevel=3)
+        N, T = p.n_units, p.n_periods
+        u, tt = p.unit, p.time
+        ucoh = _per_unit(p.cohort, u, N, cohort, "the cohort")
+        ucoh[~np.isfinite(ucoh)] = np.inf
+        uw = np.ones(N) if p.weights is None else _per_unit(p.weights, u, N, weights, "the weights")
+        uw = uw / uw.mean()
+        ucl = None
+        if clusters and clusters[0] != unit:
+            ucl_f = _per_unit(p.cluster[:, 0].astype(float), u, N, clusters[0], "the cluster")
+            ucl = pd.factorize(ucl_f)[0].astype(np.int64)
 
     k = p.X.shape[1]
-    if k:
+    if k and panel:
         Y = np.full((N, T), np.nan)
         Y[u, tt] = p.y
         obs = np.zeros((N, T), bool)
@@ -191,7 +257,9 @@ def att_gt(
             cells.append((g, t, b, post))
 
     V = ucode = None
-    if not k:  # no covariates: every cell is a difference of mean changes, computed in one pass
+    if not panel:
+        est, rows, psi = _cells_rc(cells, N, ucoh, never, p, uw, control, delta, method, skipped)
+    elif not k:  # no covariates: every cell is a difference of mean changes, computed in one pass
         est, rows, psi, V, ucode = _cells_no_covariates(cells, p, N, T, ucoh, cvals, uw, p.weights is not None, control,
                                                  delta, method, skipped)
     else:
@@ -230,22 +298,27 @@ def att_gt(
     table, crit = _bands(table, S, N, n_boot, boot_weights, rng, level, np.flatnonzero(~is_ref))
 
     n_cl = (int(ucl.max()) + 1,) if ucl is not None else ()
-    vdesc = ("influence function, se = sqrt(sum_i psi_i^2)/n over units" if ucl is None else
+    what = "units" if panel else "rows (independent observations)"
+    vdesc = (f"influence function, se = sqrt(sum_i psi_i^2)/n over {what}" if ucl is None else
              f"influence function summed within {clusters[0]!r} clusters, se = sqrt(sum_c S_c^2)/n; no small-sample factor")
     ref = ("varying: t-1 for pre-treatment cells, g-1-anticipation for post cells" if base_period == "varying"
            else "universal: g-1-anticipation (reference cell fixed at 0)")
     if n_boot:
         notes.append(f"Simultaneous band over the ATT(g,t) cells: sup-t critical value {crit:.4f} from {n_boot} "
                      f"{boot_weights} multiplier draws" + (f" clustered by {clusters[0]!r}" if ucl is not None else "") + ".")
-    if not p.is_balanced:
+    if not panel:
+        notes.append("Repeated cross-sections (panel=False): each ATT(g,t) compares the rows of periods t and b with "
+                     f"DRDID's {_RC_NAMES[method]}; P(G=g) in aggregations are shares of rows.")
+    elif not p.is_balanced:
         notes.append("Unbalanced panel: each ATT(g,t) uses the units observed in both t and its base period.")
     conv = Conventions(
-        estimator=f"Callaway-Sant'Anna ATT(g,t), {method}, control={control!r}",
+        estimator=f"Callaway-Sant'Anna ATT(g,t), {method}, control={control!r}"
+                  + ("" if panel else ", repeated cross-sections"),
         vcov_type="IF" if ucl is None else "IF-cluster",
         vcov_description=vdesc,
         distribution="normal",
         df=None,
-        cluster=(clusters[0],) if ucl is not None else (unit,),
+        cluster=(clusters[0],) if ucl is not None else ((unit,) if panel else ("observation",)),
         n_clusters=n_cl or (N,),
         small_sample="none",
         weights=weights,
@@ -254,8 +327,12 @@ def att_gt(
         seed=seed_int,
         notes=tuple(notes),
     )
-    sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=N, n_periods=T, balanced=p.is_balanced,
-                        n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
+    if panel:
+        sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=N, n_periods=T, balanced=p.is_balanced,
+                            n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
+    else:  # no units: n_treated_units counts the rows of treated cohorts
+        sample = SampleInfo(n_obs=p.nobs, n_input_rows=p.n_input_rows, n_units=None, n_periods=T, balanced=None,
+                            n_treated_units=int(np.isfinite(ucoh).sum()), dropped=p.dropped)
     ucoh_ro, uw_ro = _readonly(ucoh), _readonly(uw)
     if ucode is not None:
         register_cohort_codes(ucoh_ro, uw_ro, cvals, ucode)
@@ -264,9 +341,42 @@ def att_gt(
         "unit_cohort": ucoh_ro, "unit_w": uw_ro, "cluster": ucl, "n_periods": T,
         "is_reference": is_ref, "time_axis": ax, "n_boot": int(n_boot), "boot_weights": boot_weights,
         "seed_seq": seed_seq, "crit_value": crit, "method": method, "control": control,
-        "base_period": base_period, "anticipation": delta,
+        "base_period": base_period, "anticipation": delta, "panel": panel,
     }
     return ATTgtResult(table=table, vcov=vcov, conventions=conv, sample=sample, extra=extra)
+
+
+def _cells_rc(cells, N, ucoh, never, p, w, control, delta, method, skipped):
+    """ATT(g,t) cell by cell for repeated cross-sections (:func:`cell_att_rc`); rows are the observations."""
+    est, rows = [], []
+    psi = np.zeros((N, len(cells)), order="F")
+    tt = p.time
+    k = p.X.shape[1]
+    for g, t, b, post in cells:
+        j = len(rows)
+        if t == b:  # universal base period: reference cell
+            est.append(0.0)
+            rows.append((g, t, b, post, int(np.sum((ucoh == g) & (tt == t))), 0, True))
+            continue
+        ctrl = never if control == "never" else never | ((ucoh > max(t, b) + delta) & (ucoh != g))
+        in_t, in_b = tt == t, tt == b
+        treat = ucoh == g
+        n_t1, n_t0 = int(np.sum(treat & in_t)), int(np.sum(treat & in_b))
+        n_c1, n_c0 = int(np.sum(ctrl & in_t)), int(np.sum(ctrl & in_b))
+        if min(n_t1, n_t0, n_c1, n_c0) == 0:
+            ax = p.time_axis
+            skipped.append(f"ATT({ax.label(g)},{ax.label(t)}): rows of cohort {ax.label(g)} in periods "
+                           f"{ax.label(t)}/{ax.label(b)}: {n_t1}/{n_t0}, comparison rows: {n_c1}/{n_c0}; cell skipped")
+            continue
+        idx = np.flatnonzero((in_t | in_b) & (treat | ctrl))
+        X = np.ones((idx.size, 1 + k))
+        if k:
+            X[:, 1:] = p.X[idx]
+        att, psi_sub = cell_att_rc(p.y[idx], in_t[idx], treat[idx], X, w[idx], method)
+        psi[idx, j] = psi_sub * (N / idx.size)
+        est.append(att)
+        rows.append((g, t, b, post, n_t1 + n_t0, n_c1 + n_c0, False))
+    return est, rows, psi[:, :len(rows)]
 
 
 def _cells_general(cells, N, ucoh, never, Y, obs, Xw, uw, control, delta, method, k, p, skipped):

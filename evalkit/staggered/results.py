@@ -71,7 +71,8 @@ class _StaggeredBase(EffectResult):
 
     @property
     def influence_function(self) -> np.ndarray:
-        """Unit-level influence functions, ``(n_units, n_terms)`` (read-only)."""
+        """Unit-level influence functions, ``(n_units, n_terms)`` (read-only); with repeated cross-sections
+        (``panel=False``) one row per observation."""
         return self.extra["psi"]
 
 
@@ -86,8 +87,9 @@ class ATTgtResult(_StaggeredBase):
     """
 
     def __repr__(self) -> str:
-        return (f"<ATTgtResult: {len(self.table)} ATT(g,t) cells, {self.conventions.estimator}, "
-                f"{self.sample.n_units:,} units>")
+        who = (f"{self.sample.n_units:,} units" if self.sample.n_units is not None
+               else f"{self.sample.n_obs:,} observations")
+        return f"<ATTgtResult: {len(self.table)} ATT(g,t) cells, {self.conventions.estimator}, {who}>"
 
     def _design(self) -> AggregationDesign:
         x = self.extra
