@@ -33,7 +33,7 @@ import pandas as pd
 
 from .._validation import as_generator, check_columns_arg, check_option, check_scalar
 from ..data.schema import DropRecord, TimeAxis, validate_panel
-from ..errors import DataError, DroppedRowsWarning, EstimationError, EvalkitWarning, SpecificationError
+from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, SpecificationError
 from ..results import Conventions, SampleInfo, tidy_table
 from ..staggered.results import AGGREGATIONS, AggregateResult, ATTgtResult, _readonly
 from .cells import NotCompressible
