@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
 from .._validation import check_option, check_scalar
-from ..errors import SpecificationError
+from ..errors import EstimationError, SpecificationError
 
 __all__ = ["honest_sensitivity", "honest_bounds", "SensitivityResult"]
 
@@ -206,16 +207,206 @@ def _rm_box(R_bytes: bytes, k: int, alpha: float, ratio: float) -> tuple[float, 
     return best[1], best[2]
 
 
+# --------------------------------------------------------------------------------------------------
+# Delta^RM(Mbar): ARP (Andrews, Roth & Pakes 2023) conditional / conditional-least-favourable hybrid
+# test inverted over theta, one test per polyhedron of the union (as R HonestDiD's
+# computeConditionalCS_DeltaRM with postPeriodMomentsOnly = TRUE).
+# --------------------------------------------------------------------------------------------------
+_ARP_MAX_POST = 8  # vertex enumeration over C(2 n_post, n_post) bases: 12,870 at 8 post periods
+_ARP_SIMS = 10_000
+_ARP_SEED = 20230517
+
+
+def _rm_polyhedra(n_pre: int, n_post: int, mbar: float) -> list[np.ndarray]:
+    """Moment matrices of the post-period rows of Delta^RM_{s,sign}(Mbar), one per (s, sign).
+
+    Row pair per post first difference ``f_t``: ``+f_t - Mbar*sign*f_s <= 0`` and
+    ``-f_t - Mbar*sign*f_s <= 0`` with ``f_s`` the pre-period first difference assumed to be the
+    largest in absolute value (``s`` runs over the ``n_pre`` pre differences, the last being the step
+    into the reference). Columns: ``delta_pre`` then ``delta_post`` (reference dropped).
+    """
+    L = n_pre + 1 + n_post
+    D = np.zeros((L - 1, L))
+    D[np.arange(L - 1), np.arange(L - 1)] = -1.0
+    D[np.arange(L - 1), np.arange(1, L)] = 1.0
+    D = np.delete(D, n_pre, axis=1)  # reference delta = 0
+    post = D[n_pre:]
+    out = []
+    for s in range(n_pre):
+        for sign in (1.0, -1.0):
+            v = sign * mbar * D[s]
+            out.append(np.vstack([post - v, -post - v]))
+    return out
+
+
+def _dual_vertices(W: np.ndarray) -> np.ndarray:
+    """Vertices of the dual feasible set ``{gamma >= 0, W'gamma = e_1}`` (rows), by enumerating bases."""
+    m, q = W.shape
+    combos = np.array(list(combinations(range(m), q)), dtype=int)
+    WB = W[combos]  # (C, q, q): rows of W in the basis
+    scale = np.prod(np.linalg.norm(WB, axis=2), axis=1)
+    ok = np.abs(np.linalg.det(WB)) > 1e-10 * scale
+    combos, WB = combos[ok], WB[ok]
+    rhs = np.zeros((WB.shape[0], q, 1))
+    rhs[:, 0, 0] = 1.0
+    g = np.linalg.solve(np.transpose(WB, (0, 2, 1)), rhs)[:, :, 0]
+    feas = (g >= -1e-10).all(axis=1)
+    G = np.zeros((int(feas.sum()), m))
+    np.put_along_axis(G, combos[feas], np.clip(g[feas], 0.0, None), axis=1)
+    return G
+
+
+def _arp_component(A: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, draws: np.ndarray,
+                   kappa: float) -> dict:
+    """Precompute one polyhedron's ARP test: the distinct dual vertices expressed on beta.
+
+    The test of ``H0: l'tau = theta`` uses ``y(theta) = A betahat - a theta`` and the nuisance
+    ``X`` (``A_post`` on the null space of ``l'``); ``eta = min {eta : y - X nu <= eta sd}`` equals
+    ``max_v gamma_v'y`` over the dual vertices, stored as ``H = G A`` (functionals of betahat) and
+    ``c = G a``.
+    """
+    n_post = l_vec.size
+    Ap = A[:, n_pre:]
+    tau0 = l_vec / float(l_vec @ l_vec)
+    N = np.linalg.svd(l_vec[None, :])[2][1:].T if n_post > 1 else np.zeros((1, 0))
+    a = Ap @ tau0
+    X = Ap @ N
+    sd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", A, sigma, A), 0.0, None))
+    if np.any(sd <= 0):
+        raise EstimationError("A moment of the relative-magnitudes test has zero variance; check sigma.")
+    G = _dual_vertices(np.column_stack([sd, X]))
+    H = G @ A
+    # distinct functionals only (vertices that coincide on beta give identical constraints)
+    key = np.round(H / max(np.abs(H).max(), 1e-300), 10)
+    _, first = np.unique(key, axis=0, return_index=True)
+    first = np.sort(first)
+    G, H = G[first], H[first]
+    Msig = H @ sigma @ H.T
+    lf_cv = float(np.quantile((draws @ H.T).max(axis=1), 1 - kappa)) if kappa > 0 else np.inf
+    return {"G": G, "H": H, "c": G @ a, "a": a, "X": X, "sd": sd, "Msig": Msig, "lf_cv": lf_cv}
+
+
+def _arp_stats(comp: dict, beta: np.ndarray, theta: np.ndarray):
+    """LP value ``eta``, the optimal dual vertex's variance ``s2`` and the conditioning bounds ``[vlo, vup]``.
+
+    With ``y = s + b c``, ``b = Sigma_Y gamma~ / gamma~'Sigma_Y gamma~`` and ``c = gamma~'y = eta``,
+    the vertex ``gamma~`` stays optimal iff ``gamma_j's + (gamma_j'b) c <= c`` for every vertex
+    ``j``: an interval of ``c`` (exact; HonestDiD's ``.vlo_vup_dual_fn`` finds it by bisection).
+    """
+    Hb = comp["H"] @ beta
+    E = Hb[:, None] - comp["c"][:, None] * theta[None, :]  # gamma_v' y(theta), (V, T)
+    idx = np.argmax(E, axis=0)
+    eta = E[idx, np.arange(theta.size)]
+    Ms = comp["Msig"]
+    s2 = Ms[idx, idx]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bj = Ms[:, idx] / s2[None, :]  # gamma_j' Sigma_Y gamma~ / gamma~' Sigma_Y gamma~
+        den = 1.0 - bj
+        ratio = (E - bj * eta[None, :]) / den
+        vlo = np.where(den > 1e-10, ratio, -np.inf).max(axis=0)
+        vup = np.where(den < -1e-10, ratio, np.inf).min(axis=0)
+    return eta, s2, vlo, vup
+
+
+def _arp_accept(comp: dict, beta: np.ndarray, theta: np.ndarray, alpha: float, kappa: float,
+                hybrid: bool) -> np.ndarray:
+    """ARP conditional (``hybrid=False``) or conditional-LF hybrid test at each ``theta``: True = accept.
+
+    Hybrid: reject if ``eta`` exceeds the least-favourable critical value (size ``kappa``);
+    otherwise the conditional test at size ``(alpha - kappa) / (1 - kappa)`` with the upper
+    truncation point lowered to that critical value. The critical value is
+    ``max(0, q)``, ``q`` the quantile of ``N(0, 1)`` truncated to ``[vlo, vup] / sigma``.
+    """
+    eta, s2, vlo, vup = _arp_stats(comp, beta, theta)
+    T = theta.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sig = np.sqrt(np.clip(s2, 0.0, None))
+        if hybrid:
+            size = (alpha - kappa) / (1 - kappa)
+            first = eta > comp["lf_cv"]
+            vup = np.minimum(vup, comp["lf_cv"])
+        else:
+            size = alpha
+            first = np.zeros(T, bool)
+        zlo, zup, stat = vlo / sig, vup / sig, eta / sig
+    degenerate = s2 < 1e-14
+    inside = (zlo <= stat) & (stat <= zup) & ~first & ~degenerate
+    reject = first | (degenerate & (eta > 0))
+    if inside.any():
+        lo, up = zlo[inside], zup[inside]
+        cv = stats.truncnorm.ppf(1 - size, lo, up)
+        cv = np.where(np.isfinite(cv), cv, np.where(np.isfinite(up), up, lo))
+        reject[inside] = stat[inside] > np.maximum(cv, 0.0)
+    return ~reject
+
+
+def _rm_arp_ci(beta, sigma, n_pre, l_vec, mbar, alpha, *, hybrid, draws, n_grid, half_width):
+    """Union over the polyhedra of the ARP acceptance regions on a grid, endpoints refined by nested grids."""
+    kappa = alpha / 10 if hybrid else 0.0
+    comps = [_arp_component(A, sigma, n_pre, l_vec, draws, kappa) for A in _rm_polyhedra(n_pre, l_vec.size, mbar)]
+    centre = float(l_vec @ beta[n_pre:])
+
+    def accept(th):
+        th = np.atleast_1d(np.asarray(th, float))
+        out = np.zeros(th.size, bool)
+        for comp in comps:
+            todo = ~out
+            if not todo.any():
+                break
+            out[todo] = _arp_accept(comp, beta, th[todo], alpha, kappa, hybrid)
+        return out
+
+    hw = half_width
+    for _ in range(6):
+        grid = np.linspace(centre - hw, centre + hw, n_grid)
+        acc = accept(grid)
+        if not acc.any():
+            return np.nan, np.nan, False
+        i0, i1 = int(np.argmax(acc)), int(n_grid - 1 - np.argmax(acc[::-1]))
+        if i0 > 0 and i1 < n_grid - 1:
+            break
+        hw *= 4.0
+    else:
+        return (-np.inf if i0 == 0 else grid[i0]), (np.inf if i1 == n_grid - 1 else grid[i1]), True
+
+    def refine(inside, outside):
+        for _ in range(3):  # 3 nested 33-point grids: resolution (grid step) / 32^3
+            pts = np.linspace(outside, inside, 33)
+            ok = accept(pts[1:-1])
+            k = int(np.argmax(ok)) if ok.any() else 31
+            outside, inside = pts[k], pts[k + 1]
+        return inside
+
+    return refine(grid[i0], grid[i0 - 1]), refine(grid[i1], grid[i1 + 1]), False
+
+
 def honest_bounds(betahat, sigma, num_pre: int, *, method: str = "relative_magnitude", M=None,
-                  target="first post", level: float = 0.95) -> SensitivityResult:
+                  target="first post", level: float = 0.95, rm_method: str = "hybrid", n_grid: int = 1000,
+                  n_sims: int = _ARP_SIMS, seed: int = _ARP_SEED) -> SensitivityResult:
     r"""Robust confidence intervals from event-study coefficients (see :func:`honest_sensitivity`).
 
-    ``betahat`` stacks ``num_pre`` pre-period coefficients (event times ``-num_pre-1 .. -2``,
-    consecutive, ending just before the reference ``-1``) then the post-period coefficients
-    (``0, 1, ...``); ``sigma`` is their covariance.
+    Parameters
+    ----------
+    betahat : array
+        ``num_pre`` pre-period coefficients (event times ``-num_pre-1 .. -2``, consecutive,
+        ending just before the reference ``-1``) then the post-period coefficients (``0, 1, ...``).
+    sigma : array
+        Their covariance matrix.
+    num_pre : int
+        Number of pre-period coefficients.
+    method, M, target, level, rm_method, n_grid, n_sims, seed
+        As in :func:`honest_sensitivity`.
+
+    Returns
+    -------
+    SensitivityResult
     """
     check_option(method, "method", ["relative_magnitude", "smoothness"], "honest_sensitivity")
     check_scalar(level, "level", float, min_val=0.5, max_val=1.0, include_max=False)
+    check_option(rm_method, "rm_method", ["hybrid", "conditional", "projection"], "honest_sensitivity")
+    check_scalar(n_grid, "n_grid", int, min_val=10)
+    check_scalar(n_sims, "n_sims", int, min_val=100)
+    check_scalar(seed, "seed", int)
     beta = np.asarray(betahat, float).ravel()
     sig = np.asarray(sigma, float)
     if sig.shape != (beta.size, beta.size):
@@ -260,6 +451,42 @@ def honest_bounds(betahat, sigma, num_pre: int, *, method: str = "relative_magni
         s = np.sqrt(np.diag(cov))
         Rm = cov / s[:, None] / s[None, :]
         kappa = float(np.abs(np.cumsum(l_vec[::-1])[::-1]).sum())
+        if rm_method != "projection":
+            if n_post > _ARP_MAX_POST:
+                raise SpecificationError(
+                    f"rm_method={rm_method!r} supports at most {_ARP_MAX_POST} post-period coefficients (the test "
+                    f"enumerates the vertices of a dual polytope); got {n_post}. Drop later event times or use "
+                    "rm_method='projection'.")
+            w, U = np.linalg.eigh(sig)
+            root = U * np.sqrt(np.clip(w, 0.0, None))
+            draws = np.random.default_rng(seed).standard_normal((n_sims, beta.size)) @ root.T
+            label = "C-LF" if rm_method == "hybrid" else "Conditional"
+            open_ends, empty = [], []
+            for m in Ms:
+                hw = 20 * sd + float(m) * kappa * (float(np.abs(f_hat).max()) + 20 * float(se_f.max()))
+                lo, hi, opened = _rm_arp_ci(beta, sig, n_pre, l_vec, float(m), alpha, hybrid=rm_method == "hybrid",
+                                            draws=draws, n_grid=n_grid, half_width=hw)
+                if opened:
+                    open_ends.append(float(m))
+                if np.isnan(lo):
+                    empty.append(float(m))
+                rows.append((float(m), lo, hi, label, "DeltaRM"))
+            notes.append(
+                f"Delta^RM(Mbar): |post first differences of delta| <= Mbar * max |pre first differences| (incl. the "
+                f"step into the reference). {label} test of Andrews, Roth & Pakes (2023) as HonestDiD's "
+                "computeConditionalCS_DeltaRM: one test per (location, sign) of the largest pre difference on the "
+                "post-period moments, the CI is the union of their acceptance regions, inverted on a grid of "
+                f"{n_grid} points with endpoints refined to 1/32768 of its step"
+                + (f"; least-favourable first stage at kappa = alpha/10 from {n_sims} seeded draws (seed {seed})"
+                   if rm_method == "hybrid" else "") + ".")
+            if open_ends:
+                notes.append(f"The acceptance region reaches the widened grid's edge at Mbar = {open_ends}: "
+                             "unbounded interval reported.")
+            if empty:
+                notes.append(f"No value of theta is accepted at Mbar = {empty} (NaN bounds): the data reject "
+                             "Delta^RM at these Mbar.")
+            frame = pd.DataFrame(rows, columns=["M", "conf_low", "conf_high", "method", "delta"])
+            return SensitivityResult(frame, original, theta, l_vec, method, float(level), tuple(notes))
         for m in Ms:
             if m == 0:
                 rows.append((0.0, original[0], original[1], "projection box", "DeltaRM"))
@@ -307,7 +534,8 @@ def _from_result(res):
 
 
 def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude", M=None,
-                       target="first post", level: float = 0.95) -> SensitivityResult:
+                       target="first post", level: float = 0.95, rm_method: str = "hybrid", n_grid: int = 1000,
+                       n_sims: int = _ARP_SIMS, seed: int = _ARP_SEED) -> SensitivityResult:
     r"""Rambachan & Roth (2023) robust confidence intervals under bounded parallel-trends violations.
 
     Parameters
@@ -324,11 +552,30 @@ def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude"
     target : {"first post", "average post"} or array, default="first post"
         :math:`l` in :math:`\theta = l'\tau_{post}`.
     level : float, default=0.95
+    rm_method : {"hybrid", "conditional", "projection"}, default="hybrid"
+        Relative magnitudes only. ``"hybrid"``: the conditional-least-favourable (C-LF) test of
+        Andrews, Roth & Pakes (2023), HonestDiD's default; ``"conditional"``: the ARP
+        conditional test alone; ``"projection"``: the conservative projection box (earlier
+        evalkit default). The ARP methods need at most 8 post-period coefficients.
+    n_grid : int, default=1000
+        Points of the :math:`\theta` grid on which the test is inverted (ARP methods); the
+        outermost accepted points are then refined by three nested 33-point grids.
+    n_sims : int, default=10000
+        Normal draws for the least-favourable critical value (``"hybrid"``).
+    seed : int, default=20230517
+        Seed of those draws: results are deterministic for a given seed.
 
     Returns
     -------
     SensitivityResult
-        ``to_frame()`` (``M, conf_low, conf_high``), ``original``, ``breakdown()``, ``plot()``.
+        ``to_frame()`` (``M, conf_low, conf_high, method, delta``), ``original``,
+        ``breakdown()``, ``plot()``.
+
+    Raises
+    ------
+    SpecificationError
+        Not an event study on one reference period, no pre- or post-period coefficient,
+        an unknown option, or more than 8 post periods with an ARP ``rm_method``.
 
     Notes
     -----
@@ -345,13 +592,30 @@ def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude"
       subproblems (minimum variance given a bias bound, SLSQP) and a 1-D search. Reproduces the
       published HonestDiD FLCI of the Medicaid example to the 3 printed decimals.
     * ``"relative_magnitude"``: :math:`\max_{t\ge0}|\delta_{t+1}-\delta_t| \le \bar M
-      \max_{s<0}|\delta_{s+1}-\delta_s|`. The identified set is
-      :math:`l'\beta_{post} \pm \bar M\kappa\max_j|f_j|` with :math:`f = ` the pre-period first
-      differences of :math:`\beta` and :math:`\kappa = \sum_u|\sum_{t\ge u}l_t|`. The interval
-      projects a joint :math:`1-\alpha` box for :math:`(f, l'\beta_{post})` (critical values
-      chosen from :math:`\Sigma` alone, by seeded simulation) — valid and conservative; HonestDiD's
-      conditional-least-favourable hybrid test is shorter. At :math:`\bar M = 0` it is the
+      \max_{s<0}|\delta_{s+1}-\delta_s|` (pre differences include the step into the
+      reference). :math:`\Delta^{RM}` is the union over the location :math:`s` and sign of the
+      largest pre difference of polyhedra :math:`\{\pm f_t \le \bar M\,\mathrm{sign}\,f_s\}`.
+      For each, the null :math:`\theta = \theta_0` is the moment inequality
+      :math:`E[y] \le 0` with :math:`y = A\hat\beta - a\theta_0 - X\nu` (post-period rows,
+      nuisance :math:`\nu` = the post effects orthogonal to :math:`l`), tested with
+      :math:`\hat\eta = \min\{\eta: y - X\nu \le \eta\,\mathrm{sd}(y)\}`. The dual
+      vertices of that LP are enumerated once (:math:`\hat\eta = \max_v \gamma_v'y`), so the
+      test is vectorised over :math:`\theta_0` and the conditioning interval
+      :math:`[v_{lo}, v_{up}]` of the optimal vertex is exact (HonestDiD bisects). The
+      conditional test rejects when :math:`\hat\eta/\sigma_\gamma` exceeds the
+      :math:`1-\alpha` quantile of :math:`N(0,1)` truncated to :math:`[v_{lo}, v_{up}]/\sigma_\gamma`
+      (floored at 0). The hybrid first rejects if :math:`\hat\eta` exceeds the
+      least-favourable critical value (:math:`1-\kappa` quantile of :math:`\hat\eta` at
+      :math:`E[y] = 0`, :math:`\kappa = \alpha/10`, simulated), then applies the conditional
+      test at size :math:`(\alpha-\kappa)/(1-\kappa)` with :math:`v_{up}` capped at that critical
+      value (also with one post period, where HonestDiD omits the cap). The CI is the union of
+      the acceptance regions, reported as its smallest and largest accepted points.
+      Reproduces HonestDiD's published Medicaid intervals. ``"projection"`` instead projects a
+      joint :math:`1-\alpha` box for the pre first differences and :math:`l'\hat\beta_{post}`
+      through the identified set :math:`l'\beta_{post} \pm \bar M\kappa\max_j|f_j|`,
+      :math:`\kappa = \sum_u|\sum_{t\ge u}l_t|` — valid but wider; at :math:`\bar M = 0` it is the
       original interval.
     """
     beta, V, n_pre = _from_result(event_study_result)
-    return honest_bounds(beta, V, n_pre, method=method, M=M, target=target, level=level)
+    return honest_bounds(beta, V, n_pre, method=method, M=M, target=target, level=level, rm_method=rm_method,
+                         n_grid=n_grid, n_sims=n_sims, seed=seed)

@@ -1,5 +1,6 @@
 """Unit tests of evalkit.staggered.honest_sensitivity / honest_bounds: structure, M = 0 limits,
-Monte Carlo coverage under a planted linear pre-trend (coefficient-level draws), errors, plot."""
+Monte Carlo coverage under a planted linear pre-trend (coefficient-level draws), errors, plot.
+The ARP / C-LF relative-magnitudes test: test_sensitivity_arp.py."""
 from __future__ import annotations
 
 import warnings
@@ -29,10 +30,18 @@ def test_flci_m0_removes_linear_trend_and_widens_with_m():
 def test_relative_magnitude_zero_is_original():
     Sig = _sigma()
     beta = np.array([0.001, -0.002, 0.0, 0.001, 0.04, 0.05, 0.06])
-    r = ek.staggered.honest_bounds(beta, Sig, 4, method="relative_magnitude", M=[0, 1, 2], target="average post")
+    r = ek.staggered.honest_bounds(beta, Sig, 4, method="relative_magnitude", M=[0, 1, 2], target="average post",
+                                   rm_method="projection")
     fr = r.to_frame()
     np.testing.assert_allclose(fr.loc[0, ["conf_low", "conf_high"]].to_numpy(float), r.original)
     assert (np.diff(fr["conf_high"]) > 0).all() and (np.diff(fr["conf_low"]) < 0).all()
+    # default C-LF hybrid: at Mbar = 0 close to (not equal to) the original CI (size (alpha-kappa)/(1-kappa) stage)
+    h = ek.staggered.honest_bounds(beta, Sig, 4, method="relative_magnitude", M=[0, 1, 2], target="average post")
+    fh = h.to_frame()
+    assert (fh["method"] == "C-LF").all()
+    np.testing.assert_allclose(fh.loc[0, ["conf_low", "conf_high"]].to_numpy(float), h.original,
+                               atol=0.1 * Sig[0, 0] ** 0.5)
+    assert (np.diff(fh["conf_high"]) > 0).all() and (np.diff(fh["conf_low"]) < 0).all()
 
 
 @pytest.mark.montecarlo
@@ -49,14 +58,15 @@ def test_coverage_under_planted_linear_pretrend():
     for _ in range(R):
         b = mean + Lc @ rng.standard_normal(7)
         sd = ek.staggered.honest_bounds(b, Sig, 4, method="smoothness", M=[0]).to_frame().iloc[0]
-        rm = ek.staggered.honest_bounds(b, Sig, 4, method="relative_magnitude", M=[1]).to_frame().iloc[0]
+        rm = ek.staggered.honest_bounds(b, Sig, 4, method="relative_magnitude", M=[1],
+                                        rm_method="projection").to_frame().iloc[0]
         cov_sd += sd["conf_low"] <= 0.03 <= sd["conf_high"]
         cov_rm += rm["conf_low"] <= 0.03 <= rm["conf_high"]
         lo, hi = ek.staggered.honest_bounds(b, Sig, 4, method="smoothness", M=[0]).original
         cov_naive += lo <= 0.03 <= hi
     tol = 3 * np.sqrt(0.95 * 0.05 / R)
     assert abs(cov_sd / R - 0.95) < tol  # FLCI at M=0 is exact under a linear trend
-    assert cov_rm / R >= 0.95 - tol  # conservative
+    assert cov_rm / R >= 0.95 - tol  # projection: conservative (C-LF: tests/montecarlo/test_honest_montecarlo.py)
     assert cov_naive / R < 0.6  # the unadjusted CI fails
 
 
