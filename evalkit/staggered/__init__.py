@@ -23,3 +23,7 @@ __all__ += ["imputation", "ImputationResult"]
 from .sensitivity import SensitivityResult, honest_bounds, honest_sensitivity  # noqa: E402
 
 __all__ += ["honest_sensitivity", "honest_bounds", "SensitivityResult"]
+
+from .stacked import StackedDiDResult, stacked_did  # noqa: E402
+
+__all__ += ["stacked_did", "StackedDiDResult"]
