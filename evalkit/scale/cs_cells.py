@@ -234,7 +234,8 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
             from .io import _missing_column_error
 
             raise _missing_column_error(names["cohort"], "cohort", cols)
-        n_input = check_panel_source(con, rel, columns=cols, roles=roles, unit=names["unit"], time=names["time"])
+        # missing values here; duplicate (unit, time) rows are counted in the per-unit pass below
+        n_input = check_panel_source(con, rel, columns=cols, roles=roles, unit=None, time=names["time"])
         u, t, y, g = (q(names[k]) for k in ("unit", "time", "outcome", "cohort"))
         # time axis and cohort codes from the distinct values, with validate_panel's own rules
         tvals = con.execute(f"SELECT DISTINCT {t} AS t FROM {rel}").df()["t"]
@@ -247,21 +248,23 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
         con.register("__ek_cs_tmap", pd.DataFrame({"t": tvals, "tc": tcode.astype(np.int64)}))
         gc = np.where(np.isfinite(gcode), gcode, -1.0)  # -1 = never treated
         con.register("__ek_cs_gmap", pd.DataFrame({"g": gvals, "gc": gc.astype(np.int64)}))
-        c_sel = f", min({q(names['cluster'])}) AS c, count(DISTINCT {q(names['cluster'])}) AS nc" if clustered else ""
+        c_sel = ", min(c) AS c, max(c) AS c_max" if clustered else ""
         wide = ", ".join(f"sum(y) FILTER (WHERE tc = {k}) AS y{k}" for k in range(T))
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE __ek_cs_units AS
             SELECT u, bit_or((1::BIGINT) << tc) AS pat, count(*) AS nrow, min(gc) AS gc, max(gc) AS gc_max{c_sel}, {wide}
             FROM (SELECT s.{u} AS u, m.tc, s.{y}::DOUBLE AS y, coalesce(gm.gc, -1) AS gc
-                         {', s.' + q(names['cluster']) if clustered else ''}
+                         {', s.' + q(names['cluster']) + ' AS c' if clustered else ''}
                   FROM {rel} s JOIN __ek_cs_tmap m ON s.{t} = m.t LEFT JOIN __ek_cs_gmap gm ON s.{g} = gm.g)
             GROUP BY u""")
+        if con.execute("SELECT count(*) FROM __ek_cs_units WHERE nrow <> bit_count(pat)").fetchone()[0]:
+            check_panel_source(con, rel, columns=cols, roles=roles, unit=names["unit"], time=names["time"])  # raises
         n_var = con.execute("SELECT count(*) FROM __ek_cs_units WHERE gc <> gc_max").fetchone()[0]
         if n_var:
             raise DataError(f"Column {names['cohort']!r} (the cohort) is not constant within unit for {int(n_var)} units. "
                             f"The cohort is the unit's first treated period: set it once per unit.")
         if clustered:
-            n_var = con.execute("SELECT count(*) FROM __ek_cs_units WHERE nc > 1").fetchone()[0]
+            n_var = con.execute("SELECT count(*) FROM __ek_cs_units WHERE c <> c_max").fetchone()[0]
             if n_var:
                 raise DataError(f"Column {names['cluster']!r} (the cluster) varies within unit for {int(n_var)} unit(s); "
                                 f"it must be constant within unit.")

@@ -238,6 +238,10 @@ def test_data_errors(mpdta, tmp_path):
     bad.to_parquet(path)
     with pytest.raises(DataError, match="varies within unit"):
         ek.scale.att_gt_cells(str(path), cluster="state", **MPDTA)
+    dup = tmp_path / "dup.parquet"
+    pd.concat([mpdta, mpdta.head(2)]).to_parquet(dup)  # duplicate (unit, time) rows: found in the per-unit pass
+    with pytest.raises(DataError, match="share a"):
+        ek.scale.att_gt_cells(str(dup), **MPDTA)
     res = _cells(mpdta, **MPDTA)
     with pytest.raises(SpecificationError, match="influence functions"):
         res.influence_function
