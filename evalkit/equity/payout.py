@@ -183,6 +183,7 @@ def payout_risk(
     min_gap: float = _MIN_GAP_DEFAULT,
     n_sims: int | None = None,
     seed: int | np.random.Generator | None = None,
+    progress: bool | None = None,
 ) -> PayoutRisk:
     r"""Distribution of a contract's payout under a true gap reduction and under no change.
 
@@ -229,6 +230,9 @@ def payout_risk(
         distribution as a cross-check (``method="simulation"`` rows; draws in ``.draws``).
     seed : int or Generator, optional
         Seed of the simulation (scenario streams are spawned from it).
+    progress : bool, optional
+        ``True`` shows a bar per simulated scenario on stderr (default: silent; the draws do not
+        depend on it).
 
     Returns
     -------
@@ -302,7 +306,7 @@ def payout_risk(
         rows.append(_row(name, "analytic", red, change, mean_x, sd_x, pay, sched.max * amount, qs, np.nan))
     if n_sims is not None:
         sims = _simulate(d, pr, pm, gap, hib, scenarios, who_improves, n_sims, seed, sched, amount, mult / lam, to_scale,
-                         qs, rows, curves, race_accuracy)
+                         qs, rows, curves, race_accuracy, progress)
     table = pd.DataFrame(rows)
     notes = [f"Measured reduction ~ normal with the disparity-DiD SE of the planning model (variance='{variance}'); "
              f"baseline gap held fixed at {100 * gap:.2f} pp.",
@@ -329,7 +333,7 @@ def _row(name, method, red, change, mean_x, sd_x, pay, pmax, qs, n_sims):
 
 
 def _simulate(d, pr, pm, gap, hib, scenarios, who_improves, n_sims, seed, sched, amount, corr, to_scale, qs, rows,
-              curves, race_accuracy):
+              curves, race_accuracy, progress=None):
     from ..power.simulate import simulate_disparity_did
 
     check_scalar(n_sims, "n_sims", Integral, min_val=2)
@@ -350,7 +354,8 @@ def _simulate(d, pr, pm, gap, hib, scenarios, who_improves, n_sims, seed, sched,
         sim = simulate_disparity_did(int(round(d.n_r)), int(round(d.n_m)), pr, pm, p_reference_post=pr1,
                                      p_minority_post=pm1, rho=d.rho, icc=d.icc, cluster_size=int(round(d.k)),
                                      practice_persistence=d.rho_c, pre_years=d.m, post_years=d.r,
-                                     race_accuracy=race_accuracy, higher_is_better=hib, n_reps=int(n_sims), seed=rng)
+                                     race_accuracy=race_accuracy, higher_is_better=hib, n_reps=int(n_sims), seed=rng,
+                                     progress=progress)
         x = sim["estimate"].to_numpy() * corr * to_scale  # corr = 1/lambda when corrected, 1 otherwise
         pay = amount * sched(x)
         curves[name]["simulation"] = pay

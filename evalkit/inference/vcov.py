@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from .._progress import progress_bar
 from .._validation import as_generator, check_option
 from ..errors import InferenceWarning, SpecificationError
 
@@ -442,6 +443,7 @@ def wild_cluster_bootstrap(
     small_sample: SmallSampleCorrection | None = None,
     K: int | None = None,
     null: float = 0.0,
+    progress: bool | None = None,
 ) -> dict:
     """Wild cluster bootstrap-t with the null imposed (WCR) for one coefficient.
 
@@ -453,6 +455,9 @@ def wild_cluster_bootstrap(
     :math:`|t^*| \\ge |t|`. The confidence interval inverts the test over the null value.
 
     ``null`` is the value of the coefficient under the tested hypothesis (default 0).
+    ``progress=True`` shows a bar on stderr counting the bootstrap p-value evaluations of the test
+    and of the interval inversion (default ``None``: silent unless a caller such as the report
+    builder turned bars on; the results do not depend on it).
 
     Returns a dict with ``p_value``, ``conf_int`` (tuple), ``t_stat``, ``n_boot`` (draws used),
     ``enumerated`` (all 2^G Rademacher sign patterns used), ``weights_type``.
@@ -497,15 +502,19 @@ def wild_cluster_bootstrap(
         var = fac * np.einsum("bg,bg->b", a, a)
         return delta[:, coef] / np.sqrt(np.maximum(var, 1e-300))
 
+    bar = progress_bar(desc=f"wild bootstrap ({B} draws x {G} clusters)", unit=" p-values", progress=progress)
+
     def pval(b0: float) -> float:
         t_obs = (beta - b0) / se
+        bar.update(1)
         return float(np.mean(np.abs(tstats(b0)) >= abs(t_obs) - 1e-12))
 
-    p0 = pval(float(null))
-    alpha_lvl = 1 - level
-    ci = (np.nan, np.nan)
-    if se > 0:
-        ci = (_invert(pval, beta, se, alpha_lvl, -1), _invert(pval, beta, se, alpha_lvl, +1))
+    with bar:
+        p0 = pval(float(null))
+        alpha_lvl = 1 - level
+        ci = (np.nan, np.nan)
+        if se > 0:
+            ci = (_invert(pval, beta, se, alpha_lvl, -1), _invert(pval, beta, se, alpha_lvl, +1))
     if enumerated is False and B < 199:
         warnings.warn(f"Only {B} bootstrap draws; use n_boot >= 999 for stable p-values.", InferenceWarning, stacklevel=3)
     return {

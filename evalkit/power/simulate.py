@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._progress import progress_bar
 from .._validation import as_generator, check_option, check_scalar
 from ..errors import SpecificationError
 from .analytic import _check_n, _check_rate
@@ -142,12 +143,15 @@ def simulate_disparity_did(
     n_reps: int = 1000,
     seed: int | np.random.Generator | None = None,
     chunk: int | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Simulate ``n_reps`` studies and return one row per replication.
 
     Columns: ``estimate`` (change in the oriented gap; positive = gap closed), ``std_error``
     (cluster-robust), ``df`` (Satterthwaite, NaN under imputed race), ``gap_pre`` (estimated
     baseline gap). See the module docstring for the design and the estimator.
+    ``progress=True`` shows a bar of the replications on stderr (default ``None``: silent unless
+    a caller turned bars on; the draws do not depend on it).
 
     Examples
     --------
@@ -163,6 +167,7 @@ def simulate_disparity_did(
     sign = 1.0 if higher_is_better else -1.0
     out = []
     done = 0
+    bar = progress_bar(total=int(n_reps), desc="Monte Carlo replications", unit=" reps", progress=progress)
     while done < n_reps:
         B = min(chunk, n_reps - done)
         done += B
@@ -189,6 +194,8 @@ def simulate_disparity_did(
             var = ((cm - cr) ** 2).sum(1) * J / (J - 1)
             df = np.full(B, np.nan)
         out.append(pd.DataFrame({"estimate": est, "std_error": np.sqrt(var), "df": df, "gap_pre": gap_pre}))
+        bar.update(B)
+    bar.close()
     return pd.concat(out, ignore_index=True)
 
 
@@ -258,6 +265,7 @@ def power_disparity_mc(
     n_reps: int = 2000,
     seed: int | None = None,
     higher_is_better: bool = True,
+    progress: bool | None = None,
     **design,
 ) -> MonteCarloPower:
     """Simulated power of the disparity DiD test for a gap closing by ``change`` (proportion scale).
@@ -266,7 +274,8 @@ def power_disparity_mc(
     the false-positive rate. ``design`` takes the keyword arguments of
     :func:`simulate_disparity_did` (``rho``, ``icc``, ``cluster_size``, ``race_accuracy``, ...).
     The test is the Wald z test with the cluster-robust SE (``distribution="normal"``) or the t
-    test with Satterthwaite df (``"t"``, known race only).
+    test with Satterthwaite df (``"t"``, known race only). ``progress=True`` shows a bar of the
+    replications on stderr (silent by default).
     """
     check_option(alternative, "alternative", ("two-sided", "larger", "smaller"))
     check_option(distribution, "distribution", ("normal", "t"))
@@ -275,7 +284,8 @@ def power_disparity_mc(
     if not 0 <= pm1 <= 1:
         raise SpecificationError(f"Impossible target: change={change:g} puts the minority post rate at {pm1:.4g}.")
     draws = simulate_disparity_did(n_reference, n_minority, p_reference, p_minority, p_minority_post=pm1,
-                                   higher_is_better=higher_is_better, n_reps=n_reps, seed=seed, **design)
+                                   higher_is_better=higher_is_better, n_reps=n_reps, seed=seed, progress=progress,
+                                   **design)
     stat = draws["estimate"].to_numpy() / draws["std_error"].to_numpy()
     a = alpha / 2 if alternative == "two-sided" else alpha
     if distribution == "t":
