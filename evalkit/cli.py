@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 ``validate`` found data that break the contract; 2 a user error (bad
 spec, missing file, invalid data or options), reported as one line on stderr without a
-traceback. Progress messages go to stderr (``--quiet`` silences them); results to stdout.
+traceback. Progress goes to stderr only: progress bars (tqdm) when stderr is a terminal or with
+``--progress``, else timed step messages (``--quiet`` silences both); results go to stdout.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ examples:
   evalkit demo                                  # writes reports/demo/
   evalkit demo --out /tmp/aqc --members 5000    # a smaller, faster demo elsewhere
   evalkit run reports/demo/spec.yaml --out /tmp/rerun
+  evalkit run reports/examples/palliative.yaml  # matched palliative-care evaluation -> reports/palliative/
   evalkit validate claims.csv --spec myspec.yaml
   evalkit power baseline.csv --reduction 0.5 --out detectability.csv
 
@@ -103,15 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--members", metavar="N", type=_positive_int, default=DEMO_MEMBERS,
                    help=f"simulated members (default: {DEMO_MEMBERS:,}; about 21 member-quarters each)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    _progress_flag(d)
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("run", help="build a report from a YAML/TOML spec",
                        description="Build a report from a declarative spec (YAML read with yaml.safe_load, or TOML): data "
                                    "source, column roles, designs with options, figures, output names. See "
-                                   "evalkit.report.build for the format; reports/demo/spec.yaml is a complete example.")
+                                   "docs/reports.md for the format and every design's options; reports/demo/spec.yaml and "
+                                   "reports/examples/palliative.yaml are complete examples.")
     r.add_argument("spec", metavar="SPEC", type=Path, help="spec file (.yaml, .yml or .toml)")
     r.add_argument("--out", metavar="DIR", type=Path, default=None, help="output folder (default: reports/<spec name>/)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    _progress_flag(r)
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a data file against a spec's data contract (no estimation)",
@@ -154,12 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr for the report steps and long loops (wild bootstrap, simulations); "
+                        "default: on when stderr is a terminal and -q is not given. Results are identical either way.")
+
+
+def _bars(args) -> bool:
+    """Progress bars: --progress/--no-progress, else on for an interactive stderr unless -q."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return not args.quiet and _isatty(sys.stderr)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    """Timed step messages on stderr (when bars are off and not -q)."""
+    if quiet:
+        return None
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+        print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     return say
 
@@ -180,7 +207,8 @@ def _cmd_demo(args) -> int:
 
     t0 = time.perf_counter()
     spec = demo_spec(seed=args.seed, n_members=args.members)
-    rep = build_report(spec, args.out, progress=_progress(args.quiet))
+    bars = _bars(args)
+    rep = build_report(spec, args.out, progress=bars, on_step=_progress(args.quiet or bars))
     return _report_done(rep, t0)
 
 
@@ -189,7 +217,8 @@ def _cmd_run(args) -> int:
 
     t0 = time.perf_counter()
     out = args.out if args.out is not None else Path("reports") / args.spec.stem
-    rep = build_report(args.spec, out, progress=_progress(args.quiet))
+    bars = _bars(args)
+    rep = build_report(args.spec, out, progress=bars, on_step=_progress(args.quiet or bars))
     return _report_done(rep, t0)
 
 

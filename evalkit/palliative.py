@@ -662,6 +662,8 @@ def palliative_evaluation(
     index: str = "enroll_month",
     covariates: Sequence[str] | None = DEFAULT_COVARIATES,
     pre_covariates: Sequence[str] | None = DEFAULT_PRE_COVARIATES,
+    outcome: str = "spending",
+    components: Sequence[str] | None = COMPONENTS,
     window: int = 6,
     lookback: int = 6,
     by: str | Sequence[str] | None = None,
@@ -688,6 +690,10 @@ def palliative_evaluation(
         Patient-month panel (see :func:`simulate_palliative`).
     covariates, pre_covariates : list of str
         Baseline columns, and pre-index columns of :func:`analysis_frame`, in the propensity model.
+    outcome, components : str, list of str
+        Monthly spending column and its components (as in :func:`analysis_frame`); the default
+        ``pre_covariates`` use the components ``spend_inpatient`` and ``spend_hospice``, so pass
+        matching ``pre_covariates`` with other components.
     caliper : float, default=0.2
         In SD of the propensity score (MatchIt); ``None`` for none.
     propensity : {"by_index", "pooled"}, default="by_index"
@@ -718,7 +724,7 @@ def palliative_evaluation(
 
     check_option(propensity, "propensity", ("by_index", "pooled"), "palliative_evaluation")
     frame = analysis_frame(data, unit=unit, time=time, treatment=treatment, index=index, covariates=covariates,
-                           window=window, lookback=lookback, by=by, seed=seed)
+                           outcome=outcome, components=components, window=window, lookback=lookback, by=by, seed=seed)
     covs = list(check_columns_arg(covariates, "covariates")) + list(check_columns_arg(pre_covariates, "pre_covariates")) + ["index_month"]
     frame_m = frame.assign(**{treatment: frame[treatment].astype(int)})
     if propensity == "by_index":

@@ -4,7 +4,7 @@ A spec is a YAML (or TOML) file or the same as a Python dict::
 
     title: AQC evaluation
     data:
-      dataset: simulate_aqc          # or mpdta; or path: claims.csv / claims.parquet
+      dataset: simulate_aqc          # or mpdta, simulate_palliative; or path: claims.csv / claims.parquet
       params: {seed: 1, n_members: 20000}
     columns:                         # roles shared by every design (a design may override them)
       unit: member_id
@@ -17,7 +17,7 @@ A spec is a YAML (or TOML) file or the same as a Python dict::
     designs:
       - name: spending
         design: twfe                 # a name in DESIGNS (twfe, event_study, did_2x2, price_utilization,
-                                     # att_gt, detectability, match, stratified_gaps)
+                                     # att_gt, detectability, match, stratified_gaps, palliative)
         outcome: spending
         label: Total spending ($ per member-quarter)
         options: {fixed_effects: [org_id, quarter], vcov: CR1}
@@ -31,7 +31,8 @@ A spec is a YAML (or TOML) file or the same as a Python dict::
     figures:
       - {type: group_means, outcome: spending, group: entry_year}
       - {type: coefficients, designs: [hba1c]}
-      # also: event_study, power_curves, love / overlap (match designs), gaps (stratified_gaps)
+      # also: event_study, power_curves, love / overlap (match, palliative), gaps (stratified_gaps),
+      # net_benefit (palliative). Full reference: docs/reports.md
     outputs: {html: index.html, json: results.json, csv: results.csv, manifest: manifest.json}
 
 :func:`build_report` writes a self-contained HTML report (figures inline, every user string
@@ -66,6 +67,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .._progress import progress_bar, progress_scope
 from .._version import __version__
 from ..errors import DataError, EvalkitError, SpecificationError
 
@@ -96,6 +98,8 @@ _ROLE_KEYS = ("unit", "time", "treatment", "cohort", "group", "post", "cluster",
 _DESIGN_KEYS = ("name", "design", "outcome", "label", "units", "scale", "subset", "options", "also_vcov", "relative",
                 "columns")
 _RELATIVE = ("pre_mean", "counterfactual_mean")
+#: Designs whose estimates depend on random draws, and what is drawn (a seed is required).
+_RANDOM_DESIGNS = {"palliative": "the controls' pseudo-index months"}
 _FIGURE_KEYS = {
     "group_means": ("type", "title", "outcome", "time", "group", "entry", "ylabel", "caption"),
     "coefficients": ("type", "title", "designs", "terms", "xlabel", "caption"),
@@ -104,14 +108,16 @@ _FIGURE_KEYS = {
     "love": ("type", "title", "design", "threshold", "caption"),
     "overlap": ("type", "title", "design", "caption"),
     "gaps": ("type", "title", "design", "systems", "caption"),
+    "net_benefit": ("type", "title", "design", "parameter", "caption"),
 }
 #: Figure types drawn from one design of the given kind.
-_FIGURE_DESIGN = {"love": ("match",), "overlap": ("match",), "gaps": ("stratified_gaps",)}
+_FIGURE_DESIGN = {"love": ("match", "palliative"), "overlap": ("match", "palliative"), "gaps": ("stratified_gaps",),
+                  "net_benefit": ("palliative",)}
 _OUTPUT_KEYS = ("html", "json", "csv", "manifest", "spec")
 _DEFAULT_OUTPUTS = {"html": "index.html", "json": "results.json", "csv": "results.csv",
                     "manifest": "manifest.json", "spec": "spec.yaml"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
-_DATASETS = ("simulate_aqc", "mpdta")
+_DATASETS = ("simulate_aqc", "mpdta", "simulate_palliative")
 _VERSIONED = ("numpy", "pandas", "scipy", "statsmodels", "linearmodels", "matplotlib", "jinja2", "PyYAML")
 
 
@@ -144,6 +150,8 @@ class DesignSpec:
     check : callable or None
         ``check(frame, design, roles) -> (message, summary, warnings)`` replacing the panel data
         contract for designs whose data are not a panel (raise an ``EvalkitError`` on bad data).
+    checks : str
+        What the data-contract check of this design verifies (stated in the report).
     """
 
     name: str
@@ -154,6 +162,12 @@ class DesignSpec:
     title: str
     options: tuple[str, ...] = ()
     check: Callable[[pd.DataFrame, dict, dict], tuple[str, dict, list[str]]] | None = None
+    checks: str = ""
+
+
+#: What evalkit.data.validate_panel verifies (designs without their own check).
+PANEL_CHECKS = ("evalkit.data.validate_panel (the checks that apply to the roles given): column roles present, types, "
+                "missing values, duplicate unit-periods, absorbing treatment, pre-periods, untreated units, clusters")
 
 
 #: Registered designs by name. Add one with :func:`register_design`.
@@ -162,11 +176,12 @@ DESIGNS: dict[str, DesignSpec] = {}
 
 def register_design(name: str, func: Callable[..., Any], *, roles: tuple[str, ...], required: tuple[str, ...],
                     contract: Callable[[dict], dict], title: str, options: tuple[str, ...] | None = None,
-                    check: Callable[..., tuple[str, dict, list[str]]] | None = None) -> DesignSpec:
+                    check: Callable[..., tuple[str, dict, list[str]]] | None = None, checks: str | None = None) -> DesignSpec:
     """Make a design available to specs as ``design: <name>`` (replaces an existing entry).
 
     ``options`` defaults to the keyword-only parameters of ``func`` other than ``outcome`` and
-    the roles.
+    the roles. ``checks`` describes the data-contract check for the report (default: the
+    ``check`` function's docstring summary, or :data:`PANEL_CHECKS` without one).
     """
     if not _NAME_RE.match(name):
         raise SpecificationError(f"Design name {name!r} must be letters, digits, '_', '.', '-'.")
@@ -174,7 +189,10 @@ def register_design(name: str, func: Callable[..., Any], *, roles: tuple[str, ..
         params = inspect.signature(func).parameters
         reserved = {"data", "outcome"} | set(roles)
         options = tuple(p for p in params if p not in reserved and params[p].kind == inspect.Parameter.KEYWORD_ONLY)
-    spec = DesignSpec(name, func, tuple(roles), tuple(required), contract, title, tuple(options), check)
+    if checks is None:
+        doc = inspect.getdoc(check) if check is not None else None
+        checks = " ".join(doc.split("\n\n")[0].split()) if doc else ("custom check" if check is not None else PANEL_CHECKS)
+    spec = DesignSpec(name, func, tuple(roles), tuple(required), contract, title, tuple(options), check, checks)
     DESIGNS[name] = spec
     return spec
 
@@ -227,14 +245,35 @@ def _register_builtin_designs() -> None:
                     title="Staggered adoption: Callaway-Sant'Anna ATT(g,t) with aggregations")
     register_design("detectability", detectability_design, roles=(), required=(), contract=lambda r: {},
                     title="Equity measures: detectability of a gap reduction (MDE, power, candidates)",
-                    check=_baseline_check)
+                    check=_baseline_check,
+                    checks=("baseline table of group rates (evalkit.equity.detectability's checks): columns system, "
+                            "measure, group, denominator, rate, higher_is_better present; numeric without missing "
+                            "values; rates in [0, 1]; non-negative denominators; one row per system x measure x group; "
+                            "higher_is_better constant within a system x measure; reference group present; small cells "
+                            "counted"))
     from .designs import _match_check, match_design, stratified_gaps_design
 
     register_design("match", match_design, roles=("treatment", "covariates"), required=("treatment", "covariates"),
                     contract=lambda r: {}, check=_match_check,
+                    checks=("one row per unit: treatment, covariate, outcome and exact-matching columns present; "
+                            "treatment 0/1 without missing values, with treated and control units; covariates without "
+                            "missing values; missing outcomes counted"),
                     title="Matched comparison (evalkit.matching, R MatchIt 4.7 conventions): ATT on the matched sample")
     register_design("stratified_gaps", stratified_gaps_design, roles=(), required=(), contract=lambda r: {},
-                    check=_gaps_check, title="Equity: rates and gaps by race/ethnicity per system, with small-cell suppression")
+                    check=_gaps_check, title="Equity: rates and gaps by race/ethnicity per system, with small-cell suppression",
+                    checks=("outcome, group and system columns present; binary (0/1) outcome; missing outcomes an error "
+                            "unless options.dropna or subset: nonmissing (then counted); no missing group; reference "
+                            "group present"))
+    from .designs import _palliative_check, palliative_design
+
+    register_design("palliative", palliative_design, roles=("unit", "time", "treatment", "covariates"),
+                    required=("unit", "time", "treatment"), contract=lambda r: {}, check=_palliative_check,
+                    title="Home palliative care: index-date matched PMPM savings in the last months of life and ACO net "
+                          "benefit (evalkit.palliative)",
+                    checks=("evalkit.palliative.analysis_frame: columns present, baseline columns constant within "
+                            "patient, 0/1 enrollment with enrolled patients and controls, a valid index month for every "
+                            "enrolled patient, whole months before death, no duplicate patient-months, every month of "
+                            "the look-back and outcome windows present"))
 
 
 def _gaps_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
@@ -406,10 +445,10 @@ def normalize_spec(spec: Mapping) -> dict:
     out["seed"] = seed
 
     if "data" not in s:
-        raise SpecificationError("Spec needs a data: section (dataset: simulate_aqc | mpdta, or path: file.csv).")
+        raise SpecificationError(f"Spec needs a data: section (dataset: {' | '.join(_DATASETS)}, or path: file.csv).")
     data = _check_keys(s["data"], _DATA_KEYS, "data")
     if ("dataset" in data) == ("path" in data):
-        raise SpecificationError("Spec data: give exactly one of dataset: (simulate_aqc, mpdta) or path: (CSV/Parquet file).")
+        raise SpecificationError(f"Spec data: give exactly one of dataset: ({', '.join(_DATASETS)}) or path: (CSV/Parquet file).")
     dn: dict[str, Any] = {}
     if "dataset" in data:
         if data["dataset"] not in _DATASETS:
@@ -488,9 +527,12 @@ def normalize_spec(spec: Mapping) -> dict:
             "relative": relative,
             "columns": _roles(d.get("columns"), f"{where}.columns"),
         }
-        uses_seed = dd["options"].get("vcov") == "wild" or "wild" in dd["also_vcov"]
+        uses_seed = dd["options"].get("vcov") == "wild" or "wild" in dd["also_vcov"] or kind in _RANDOM_DESIGNS
         if seed is not None and uses_seed and "seed" in DESIGNS[kind].options and "seed" not in dd["options"]:
             dd["options"]["seed"] = seed
+        if kind in _RANDOM_DESIGNS and dd["options"].get("seed") is None:
+            raise SpecificationError(f"Spec {where}: design {kind!r} draws random numbers ({_RANDOM_DESIGNS[kind]}); set "
+                                     f"options.seed (or a top-level seed:) so that the report is reproducible.")
         roles = {**out["columns"], **dd["columns"]}
         missing = [r for r in DESIGNS[kind].required if not roles.get(r)]
         if missing:
@@ -518,6 +560,10 @@ def _dataset_params(name: str) -> tuple[str, ...]:
         from ..data.synthetic import simulate_aqc
 
         return tuple(inspect.signature(simulate_aqc).parameters)
+    if name == "simulate_palliative":
+        from ..palliative import simulate_palliative
+
+        return tuple(inspect.signature(simulate_palliative).parameters)
     return ()
 
 
@@ -567,6 +613,13 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
         if d not in kinds or kinds[d] not in _FIGURE_DESIGN[f["type"]]:
             raise SpecificationError(f"Spec {where}.design must name a {' or '.join(_FIGURE_DESIGN[f['type']])} design. Got {d!r}.")
+        if f["type"] == "net_benefit":
+            dd = next(x for x in spec["designs"] if x["name"] == d)
+            if dd["options"].get("program_cost") is None:
+                raise SpecificationError(f"Spec {where}: design {d!r} has no options.program_cost, so no net benefit to plot.")
+            if "parameter" in f and f["parameter"] not in _NB_PARAMETERS:
+                raise SpecificationError(f"Spec {where}.parameter must be one of {list(_NB_PARAMETERS)} (or omitted for "
+                                         f"the tornado chart). Got {f['parameter']!r}.")
         if "threshold" in f and (isinstance(f["threshold"], bool) or not isinstance(f["threshold"], (int, float))):
             raise SpecificationError(f"Spec {where}.threshold must be a number (e.g. 0.1). Got {f['threshold']!r}.")
         if "systems" in f:
@@ -593,6 +646,7 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
 
 
 _EVENT_STUDY_DESIGNS = ("event_study", "att_gt")
+_NB_PARAMETERS = ("payer_share", "months_enrolled", "program_cost", "ffs_share", "savings_pmpm")
 
 
 def _default_figures(spec: dict) -> list[dict]:
@@ -610,6 +664,11 @@ def _default_figures(spec: dict) -> list[dict]:
                 figs.append({"type": "overlap", "design": d["name"], "title": f"{d['label']}: propensity-score overlap"})
         elif d["design"] == "stratified_gaps":
             figs.append({"type": "gaps", "design": d["name"], "title": f"{d['label']}: gaps by group"})
+        elif d["design"] == "palliative":
+            figs.append({"type": "love", "design": d["name"], "title": f"{d['label']}: covariate balance"})
+            figs.append({"type": "overlap", "design": d["name"], "title": f"{d['label']}: propensity-score overlap"})
+            if d["options"].get("program_cost") is not None:
+                figs.append({"type": "net_benefit", "design": d["name"], "title": f"{d['label']}: net benefit sensitivity"})
     return figs
 
 
@@ -679,6 +738,10 @@ def load_data(data_spec: Mapping, spec_dir: Path | None = None, *, path_override
 
                 sim = simulate_aqc(**data_spec.get("params", {}))
                 df, truth = sim
+            elif name == "simulate_palliative":
+                from ..palliative import simulate_palliative
+
+                df, truth = simulate_palliative(**data_spec.get("params", {}))
             else:
                 from ..data.datasets import load_mpdta
 
@@ -820,6 +883,15 @@ def _truth_for(truth: Any, d: dict, result: Any) -> dict | None:
     """Planted truth of the estimand, by term (simulated data only)."""
     if truth is None or d["design"] in _NO_TRUTH:
         return None
+    if d["design"] == "palliative":
+        try:
+            out = result.truth_terms(truth)
+        except (KeyError, ValueError, AttributeError, EvalkitError) as exc:
+            logger.debug("no truth for %s: %s", d["name"], exc)
+            return None
+        if out and d["scale"] != 1:
+            out = {**out, "terms": {k: v * d["scale"] for k, v in out["terms"].items()}}
+        return out
     outcome, scale = d["outcome"], d["scale"]
     try:
         frame = result.to_frame()
@@ -902,6 +974,7 @@ class ContractCheck:
     message: str
     summary: dict
     warnings: list[str]
+    checks: str = ""  # what was checked (DesignSpec.checks)
 
 
 def validate_data(data: pd.DataFrame, spec: dict) -> list[ContractCheck]:
@@ -915,10 +988,11 @@ def validate_data(data: pd.DataFrame, spec: dict) -> list[ContractCheck]:
     checks = []
     for d in spec["designs"]:
         roles = _design_roles(spec, d)
+        what = DESIGNS[d["design"]].checks
         try:
             if DESIGNS[d["design"]].check is not None:
                 msg, summ, warns = DESIGNS[d["design"]].check(data, d, roles)
-                checks.append(ContractCheck(d["name"], True, msg, summ, warns))
+                checks.append(ContractCheck(d["name"], True, msg, summ, warns, what))
                 continue
             kw = DESIGNS[d["design"]].contract(roles)
             kw = {k: v for k, v in kw.items() if v not in (None, (), [])}
@@ -947,9 +1021,9 @@ def validate_data(data: pd.DataFrame, spec: dict) -> list[ContractCheck]:
             if "n_clusters" in summ:
                 parts.append(f"{summ['n_clusters']} clusters in {summ['cluster']!r}"
                              + (f" ({summ['n_treated_clusters']} treated)" if "n_treated_clusters" in summ else ""))
-            checks.append(ContractCheck(d["name"], True, ", ".join(parts), summ, _dedupe([_warning_text(w) for w in rec])))
+            checks.append(ContractCheck(d["name"], True, ", ".join(parts), summ, _dedupe([_warning_text(w) for w in rec]), what))
         except EvalkitError as exc:
-            checks.append(ContractCheck(d["name"], False, " ".join(str(exc).split()), {}, []))
+            checks.append(ContractCheck(d["name"], False, " ".join(str(exc).split()), {}, [], what))
     return checks
 
 
@@ -1143,6 +1217,24 @@ def _make_figure(f: dict, data: pd.DataFrame, runs: dict[str, DesignRun], spec: 
                                            "matching (outlines) and in the matched, weighted sample (filled).")
         if f.get("title"):
             ax.set_title(f["title"], loc="left", fontweight="bold")
+    elif kind == "net_benefit":
+        from ..palliative import plot_net_benefit_sensitivity
+
+        run = runs[f["design"]]
+        sens = run.result.extra["sensitivity"]
+        prm = f.get("parameter")
+        if prm is not None and prm not in set(sens["parameter"]):
+            raise SpecificationError(f"Figure {f.get('title') or kind!r}: parameter {prm!r} is not in the sensitivity table "
+                                     f"(parameters: {sorted(set(sens['parameter']))}).")
+        ax = plot_net_benefit_sensitivity(sens, parameter=prm)
+        if f.get("title"):
+            ax.set_title(f["title"], loc="left", fontweight="bold")
+        caption = f.get("caption") or (
+            ("Range of the ACO net benefit per enrolled patient as each contract term varies over its grid, the others "
+             "at their base values (dashed line: base case)." if prm is None else
+             f"Net benefit per enrolled patient as {prm} varies, the other terms at their base values, with the "
+             f"delta-method {run.result.conventions.level:.0%} interval from the savings SE.")
+            + " Savings = the matched member-month PMPM estimate.")
     elif kind == "gaps":
         from .designs import plot_gaps
 
@@ -1289,6 +1381,9 @@ def _html_context(spec: dict, records: list[dict], checks: list[ContractCheck], 
         "checks": checks,
         "figures": figures,
         "has_truth": any(h["truth"] is not None for h in headline),
+        "has_pp": any(r["scale"] == 100 for r in records),
+        "has_percent": any(h["percent"] is not None for h in headline),
+        "has_twfe": any(r["design"] in ("twfe", "event_study", "price_utilization") for r in records),
         "outputs": spec["outputs"],
         "design_titles": {k: v.title for k, v in DESIGNS.items()},
     }
@@ -1313,7 +1408,7 @@ class ReportResult:
 
 
 def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.DataFrame | None = None,
-                 progress: Callable[[str], None] | None = None) -> ReportResult:
+                 progress: bool = False, on_step: Callable[[str], None] | None = None) -> ReportResult:
     """Run a spec end to end and write the report.
 
     Parameters
@@ -1324,8 +1419,13 @@ def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.Da
         Folder for the outputs (created). Output names in the spec must stay inside it.
     data : pandas.DataFrame or None, default=None
         Use this frame instead of loading ``spec["data"]`` (its hash is recorded).
-    progress : callable or None
-        Called with a short message before each step (the CLI prints them).
+    progress : bool, default=False
+        Show a progress bar of the report's steps on stderr (tqdm), with nested bars for the long
+        loops of the designs (wild cluster bootstrap, simulations). Off by default: the library
+        writes nothing to stdout or stderr. Results are identical either way. (A callable is
+        accepted as ``on_step`` for backward compatibility.)
+    on_step : callable or None
+        Called with a short message before each step (the CLI prints them when bars are off).
 
     Returns
     -------
@@ -1338,12 +1438,44 @@ def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.Da
     12 significant digits: the same spec on the same data gives byte-identical files. The run
     time lives only in ``manifest.json`` (``created_utc``).
     """
-    say = progress or (lambda msg: None)
+    if callable(progress) and not isinstance(progress, bool):
+        on_step, progress = progress, False
     raw, spec_dir = load_spec(spec)
     spec_n = normalize_spec(raw)
     out = Path(out_dir)
     files = {k: _inside(out, v) for k, v in spec_n["outputs"].items() if v}
+    n_steps = 3 + len(spec_n["designs"]) + (2 if files.get("html") else 0)
+    steps = _Steps(n_steps, bool(progress), on_step)
+    try:
+        with progress_scope(bool(progress)):
+            return _build(spec_n, spec_dir, out, files, data, steps)
+    finally:
+        steps.close()
 
+
+class _Steps:
+    """The report's step messages: a callback and/or one progress bar over the steps."""
+
+    def __init__(self, total: int, bar: bool, on_step: Callable[[str], None] | None):
+        self.bar = progress_bar(total=total, desc="evalkit report", unit=" steps", progress=bar, leave=False)
+        self.on_step = on_step
+        self.started = False
+
+    def __call__(self, msg: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description_str(msg)
+        if self.on_step is not None:
+            self.on_step(msg)
+
+    def close(self) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.bar.close()
+
+
+def _build(spec_n: dict, spec_dir: Path | None, out: Path, files: dict, data: pd.DataFrame | None, say: _Steps) -> ReportResult:
     say("loading data")
     if data is not None:
         if not isinstance(data, pd.DataFrame):

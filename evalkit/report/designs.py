@@ -11,6 +11,10 @@ results.json/csv, HTML tables and figures treat it like any other design:
   system x measure x group). The tidy rows are the baseline gaps (pp, positive = minority group
   disadvantaged) with normal intervals; the detectability columns (MDE, share of gap, power,
   precision, candidate, reason) travel in the same rows of results.json.
+* ``match`` / ``stratified_gaps``: :mod:`evalkit.matching` (MatchIt conventions) and
+  :func:`evalkit.equity.stratified_gaps`.
+* ``palliative``: :func:`evalkit.palliative.palliative_evaluation` (index-date matched PMPM
+  savings in the last months of life) with the ACO net benefit and its one-way sensitivity.
 """
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ from scipy import stats
 from ..errors import DataError, EvalkitError
 from ..results import Conventions, EffectResult, SampleInfo
 
-__all__ = ["att_gt_design", "detectability_design", "match_design", "stratified_gaps_design", "plot_gaps",
-           "StaggeredReportResult", "DetectabilityReportResult", "MatchReportResult", "GapsReportResult",
+__all__ = ["att_gt_design", "detectability_design", "match_design", "stratified_gaps_design", "palliative_design",
+           "plot_gaps", "StaggeredReportResult", "DetectabilityReportResult", "MatchReportResult", "GapsReportResult",
+           "PalliativeReportResult",
            "AGGREGATIONS", "DETECTABILITY_COLUMNS"]
 
 AGGREGATIONS = ("simple", "group", "dynamic", "calendar")
@@ -213,24 +218,27 @@ class MatchReportResult(EffectResult):
 
     def report_details(self) -> dict:
         """Sample sizes, balance table and matching options for results.json and the HTML report."""
-        m = self.match
-        ss = m.sample_sizes().reset_index(names="sample")
-        bal = m.balance().reset_index(names="covariate")
-        opts = {k: v for k, v in m.options.items()}
-        opts.update(method=m.method, estimand=m.estimand)
-        return {
-            "sample_sizes": ss.to_dict("records"),
-            "balance": bal.to_dict("records"),
-            "smd_denominator": (f"SMD = (weighted mean treated - weighted mean control) / s, s = "
-                                f"{SMD_DENOMINATOR.get(m.estimand, SMD_DENOMINATOR['ATE'])}; binary (0/1) covariates use "
-                                f"s = sqrt(p(1 - p)). Column smd_denominator holds s."),
-            "balance_notes": ("Variance ratio (treated / control, weighted variances) for continuous covariates only; "
-                              "eCDF mean/max over the distinct covariate values; std. pair distance = mean |x_t - x_c| "
-                              "over matched pairs / s. Row 'distance' is the propensity score (probability scale)."),
-            "matching": opts,
-            "match_notes": list(m.notes),
-            "se_all": self.extra.get("se_all", {}),
-        }
+        return _match_details(self.match, self.extra.get("se_all", {}))
+
+
+def _match_details(m, se_all: dict) -> dict:
+    ss = m.sample_sizes().reset_index(names="sample")
+    bal = m.balance().reset_index(names="covariate")
+    opts = {k: v for k, v in m.options.items()}
+    opts.update(method=m.method, estimand=m.estimand)
+    return {
+        "sample_sizes": ss.to_dict("records"),
+        "balance": bal.to_dict("records"),
+        "smd_denominator": (f"SMD = (weighted mean treated - weighted mean control) / s, s = "
+                            f"{SMD_DENOMINATOR.get(m.estimand, SMD_DENOMINATOR['ATE'])}; binary (0/1) covariates use "
+                            f"s = sqrt(p(1 - p)). Column smd_denominator holds s."),
+        "balance_notes": ("Variance ratio (treated / control, weighted variances) for continuous covariates only; "
+                          "eCDF mean/max over the distinct covariate values; std. pair distance = mean |x_t - x_c| "
+                          "over matched pairs / s. Row 'distance' is the propensity score (probability scale)."),
+        "matching": opts,
+        "match_notes": list(m.notes),
+        "se_all": se_all,
+    }
 
 
 def match_design(data: pd.DataFrame, *, outcome: str, treatment: str, covariates, outcomes=(), method: str = "nearest",
@@ -439,3 +447,230 @@ def plot_gaps(result: GapsReportResult, *, systems=None, title=None, max_systems
                                               f"positive = group disadvantaged)")
         ax.grid(True, axis="x", color="#d9d9d9", linewidth=0.6)
     return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# home palliative care (evalkit.palliative): index-date matched PMPM savings and ACO net benefit
+
+PALLIATIVE_TERMS = ("PMPM (member-month)", "PMPM (patient average)", "PMPM (matched DiD)", "Total per patient")
+NET_BENEFIT_TERM = "Net benefit per patient (ACO)"
+
+
+@dataclass(frozen=True, repr=False)
+class PalliativeReportResult(EffectResult):
+    """Matched PMPM effects (negative = savings) and, with a program cost, the ACO net benefit.
+
+    ``extra["evaluation"]`` is the :class:`~evalkit.palliative.PalliativeEvaluation`;
+    ``extra["net"]`` the :class:`~evalkit.palliative.NetBenefitResult` (or None) and
+    ``extra["sensitivity"]`` its one-way sensitivity table.
+    """
+
+    @property
+    def evaluation(self):
+        return self.extra["evaluation"]
+
+    @property
+    def match(self):
+        return self.extra["evaluation"].matched
+
+    def report_details(self) -> dict:
+        out = _match_details(self.match, {})
+        ev = self.evaluation
+        net, sens = self.extra["net"], self.extra["sensitivity"]
+        out["index_design"] = dict(self.extra["index_design"])
+        out["months_enrolled"] = ev.months_enrolled
+        out["net_benefit"] = None
+        if net is not None:
+            comp = net.components.iloc[0].to_dict()
+            out["net_benefit"] = {"estimate": net.estimate, "std_error": net.std_error, "conf_low": net.conf_low,
+                                  "conf_high": net.conf_high, "method": net.method, "level": net.level,
+                                  "components": comp,
+                                  "params": {k: v for k, v in net.params.items() if k != "savings_source"},
+                                  "notes": list(net.notes)}
+        out["sensitivity"] = sens.to_dict("records") if sens is not None else []
+        out["sensitivity_summary"] = self.extra["sensitivity_summary"]
+        return out
+
+    def truth_terms(self, truth) -> dict | None:
+        """Planted effects (simulate_palliative) on the matched enrolled patients, by term."""
+        if not all(hasattr(truth, a) for a in ("pmpm", "pmpm_patient", "total_per_patient")):
+            return None
+        ids = self.extra["treated_ids"]
+        terms = {"PMPM (member-month)": truth.pmpm(ids), "PMPM (patient average)": truth.pmpm_patient(ids),
+                 "PMPM (matched DiD)": truth.pmpm_patient(ids), "Total per patient": truth.total_per_patient(ids)}
+        return {"description": ("planted effects of simulate_palliative on the matched enrolled patients: member-month "
+                                "PMPM = total effect / program months; patient average and matched DiD = mean per-patient "
+                                "PMPM effect; total = mean effect over program months (negative = savings). The net "
+                                "benefit depends on the contract terms and has no planted value"),
+                "terms": {k: float(v) for k, v in terms.items()}}
+
+
+def palliative_design(data: pd.DataFrame, *, outcome: str = "spending", unit: str = "patient_id",
+                      time: str = "months_before_death", treatment: str = "enrolled", covariates=None,
+                      index: str = "enroll_month", pre_covariates=None, components=None, window: int = 6,
+                      lookback: int = 6, by=None, caliper=0.2, ratio: int = 1, propensity: str = "by_index",
+                      program_cost=None, program_cost_se: float = 0.0, ffs_share: float = 0.5, payer_share: float = 0.5,
+                      min_savings_rate=None, benchmark_pmpm=None, net_benefit_method: str = "auto", n_draws: int = 10_000,
+                      sensitivity=None, level: float = 0.95, seed=None) -> PalliativeReportResult:
+    """Index-date matched evaluation of home palliative care (:func:`evalkit.palliative.palliative_evaluation`).
+
+    Rows: member-month PMPM effect (ATT on post-index total spending / mean program months of the
+    matched enrolled patients; the headline), patient-average PMPM, matched DiD on PMPM, total per
+    patient (all negative = savings, pair-clustered CR1 SEs, t(n - 2)) and, with ``program_cost``,
+    the ACO net benefit per enrolled patient (:func:`evalkit.palliative.net_benefit` of the
+    member-month savings; delta-method interval unless a minimum savings rate makes it simulate).
+    ``sensitivity`` maps contract terms (payer_share, months_enrolled, program_cost, ffs_share) to
+    value grids for the one-way sensitivity table (default grids of
+    :func:`evalkit.palliative.net_benefit_sensitivity`).
+
+    ``covariates`` default to the simulated cohort's baseline columns; ``components`` to
+    ``spend_inpatient, spend_hospice, spend_other`` when present (else none); ``pre_covariates``
+    to the pre-index PMPM of the outcome and of every component but the last (collinear with
+    their sum).
+    """
+    from .. import palliative as pal
+
+    covs = list(pal.DEFAULT_COVARIATES) if covariates is None else ([covariates] if isinstance(covariates, str) else list(covariates))
+    if components is None:
+        comps = [c for c in pal.COMPONENTS if c in data.columns] if outcome == "spending" else []
+    else:
+        comps = [components] if isinstance(components, str) else list(components)
+    if pre_covariates is None:
+        pre = ["pre_pmpm"] + [f"pre_{c}_pmpm" for c in comps[:-1]]
+    else:
+        pre = [pre_covariates] if isinstance(pre_covariates, str) else list(pre_covariates)
+    _choice(net_benefit_method, "net_benefit_method", ("auto", "delta", "simulation"))
+    ev = pal.palliative_evaluation(data, unit=unit, time=time, treatment=treatment, index=index, covariates=covs,
+                                   pre_covariates=pre, outcome=outcome, components=comps, window=window,
+                                   lookback=lookback, by=by, caliper=caliper, ratio=ratio, propensity=propensity,
+                                   level=level, seed=seed)
+    fits = dict(zip(PALLIATIVE_TERMS, (ev.pmpm, ev.pmpm_patient, ev.did, ev.total)))
+    rows = []
+    for term, r in fits.items():
+        fr = r.to_frame().iloc[[0]].copy()
+        fr["term"] = term
+        fr["df"] = r.conventions.df
+        rows.append(fr)
+    table = pd.concat(rows, ignore_index=True)
+    se = list(table["std_error"].to_numpy(float))
+    m_months = float(ev.months_enrolled)
+    net = sens = None
+    summary: list[dict] = []
+    if program_cost is not None:
+        net = pal.net_benefit(ev.pmpm, months_enrolled=m_months, program_cost=program_cost, ffs_share=ffs_share,
+                              payer_share=payer_share, min_savings_rate=min_savings_rate, benchmark_pmpm=benchmark_pmpm,
+                              program_cost_se=program_cost_se, method=net_benefit_method, n_draws=n_draws, level=level,
+                              seed=seed)
+        if net.method == "delta" and net.std_error > 0:
+            stat = net.estimate / net.std_error
+            pv = float(2 * stats.norm.sf(abs(stat)))
+        else:
+            stat = pv = np.nan
+        table = pd.concat([table, pd.DataFrame({"term": [NET_BENEFIT_TERM], "estimate": [net.estimate],
+                                                "std_error": [net.std_error], "statistic": [stat], "p_value": [pv],
+                                                "conf_low": [net.conf_low], "conf_high": [net.conf_high],
+                                                "df": [np.nan]})], ignore_index=True)
+        se.append(net.std_error)
+        vary = None
+        if sensitivity is not None:
+            if not isinstance(sensitivity, dict) or not sensitivity:
+                raise DataError(f"options.sensitivity must map contract terms to lists of values. Got {sensitivity!r}.")
+            vary = {k: [float(x) for x in (v if isinstance(v, (list, tuple)) else [v])] for k, v in sensitivity.items()}
+        sens = pal.net_benefit_sensitivity(ev.pmpm, months_enrolled=m_months, program_cost=float(program_cost),
+                                           ffs_share=ffs_share, payer_share=payer_share, vary=vary, level=level)
+        base = {"savings_pmpm": -ev.pmpm.estimate, "months_enrolled": m_months, "program_cost": float(program_cost),
+                "ffs_share": float(ffs_share), "payer_share": float(payer_share)}
+        for prm, g in sens.groupby("parameter", sort=False):
+            g = g.sort_values("value")
+            try:
+                be = pal.solve_net_benefit(0.0, solve_for=prm, **{k: v for k, v in base.items() if k != prm})
+            except (ZeroDivisionError, FloatingPointError):
+                be = None
+            summary.append({"parameter": prm, "base": base[prm], "value_low": float(g["value"].iloc[0]),
+                            "net_benefit_low": float(g["net_benefit"].iloc[0]), "value_high": float(g["value"].iloc[-1]),
+                            "net_benefit_high": float(g["net_benefit"].iloc[-1]),
+                            "break_even": be if be is None or np.isfinite(be) else None})
+    m = ev.matched
+    treated = m.matched & (m.treat == 1)
+    ids = ev.frame.loc[treated, unit].tolist()
+    conv0 = ev.pmpm.conventions
+    c = m.options.get("caliper")
+    notes = (
+        "Negative effects are lower spending (savings). Outcome "
+        f"{outcome!r} per month, from the index month to death within the last {window} months of life.",
+        f"Index-date design: enrolled patients' index is the enrollment month ({index!r}, months before death); "
+        f"controls get a pseudo-enrollment month drawn from the enrolled patients' months"
+        + (f" within strata of {by!r}" if by else "") + f" (seed {seed!r}). Matching covariates are measured before the "
+        f"index only (baseline {', '.join(covs)}; pre-index {', '.join(pre)} over the {lookback} months before the index).",
+        f"Matching: nearest neighbour 1:{ratio} without replacement on a logit propensity score "
+        f"({'fitted within each index month' if propensity == 'by_index' else 'pooled, index month as a covariate'}), "
+        f"caliper {c if c is not None else 'none'}" + (" SD of the score" if c is not None else "")
+        + ", exact on the index month. SEs: cluster-robust by matched pair (CR1, sandwich::vcovCL), t(n - 2), the "
+        "propensity score treated as known (MatchIt's guidance). Estimand: ATT on the matched enrolled patients.",
+        f"PMPM (member-month) = ATT on post-index total spending / mean program months of the matched enrolled "
+        f"({m_months:.4g}); its product with the months is the gross savings per patient. PMPM (patient average) "
+        f"weights patients equally; PMPM (matched DiD) is the ATT on post-index minus pre-index PMPM.",
+    )
+    if net is not None:
+        notes += (f"{NET_BENEFIT_TERM} = (1 - payer share) x savings PMPM x months - program cost x (1 - FFS share) "
+                  f"with savings = -PMPM (member-month), months {m_months:.4g}, program cost {float(program_cost):g}, FFS "
+                  f"share {ffs_share:g}, payer share {payer_share:g}"
+                  + (f", minimum savings rate {min_savings_rate:g} of {benchmark_pmpm:g} PMPM" if min_savings_rate is not None else "")
+                  + "; interval: " + ("delta method (normal)" if net.method == "delta" else
+                                                     f"simulation ({n_draws} draws, percentile, seed {seed!r})") + ".",)
+    else:
+        notes += ("No program cost given (options.program_cost): the ACO net benefit is not computed.",)
+    conv = replace(conv0, estimator="Home palliative care: index-date matched evaluation (evalkit.palliative)",
+                   notes=tuple(conv0.notes[:-1]) + notes, seed=seed if isinstance(seed, (int, np.integer)) else None)
+    V = np.diag(np.asarray(se, float) ** 2)
+    sample = replace(ev.pmpm.sample, n_input_rows=int(len(ev.frame)))
+    index_design = {"unit": unit, "time": time, "treatment": treatment, "index": index, "window": window,
+                    "lookback": lookback, "by": by, "covariates": covs, "pre_covariates": pre, "components": comps,
+                    "propensity": propensity, "n_patients": int(len(ev.frame)), "n_patient_months": int(len(data)),
+                    "n_enrolled": int(ev.frame[treatment].astype(int).sum())}
+    return PalliativeReportResult(table=table, vcov=V, conventions=conv, sample=sample,
+                                  extra={"evaluation": ev, "net": net, "sensitivity": sens, "sensitivity_summary": summary,
+                                         "treated_ids": ids, "index_design": index_design})
+
+
+def _choice(value, name: str, allowed) -> str:
+    if value not in allowed:
+        raise DataError(f"options.{name} must be one of {list(allowed)}. Got {value!r}.")
+    return value
+
+
+def _palliative_check(data: pd.DataFrame, d: dict, roles: dict) -> tuple[str, dict, list[str]]:
+    """Data contract of the palliative design: the per-patient analysis frame can be built.
+
+    Runs :func:`evalkit.palliative.analysis_frame` (columns present, baseline columns constant
+    within patient, 0/1 enrollment with both groups, valid index months for the enrolled, whole
+    months before death, no duplicate patient-months, every month of the look-back and outcome
+    windows present).
+    """
+    from .. import palliative as pal
+
+    o = d["options"]
+    unit = roles.get("unit", "patient_id")
+    treat = roles.get("treatment", "enrolled")
+    covs = roles.get("covariates") or list(pal.DEFAULT_COVARIATES)
+    comps = o.get("components")
+    if comps is None:
+        comps = [c for c in pal.COMPONENTS if c in data.columns] if d["outcome"] == "spending" else []
+    frame, _ = _prepare_plain(data, d)
+    fr = pal.analysis_frame(frame, unit=unit, time=roles.get("time", "months_before_death"), treatment=treat,
+                            index=o.get("index", "enroll_month"), covariates=covs, outcome=d["outcome"],
+                            components=comps, window=o.get("window", 6), lookback=o.get("lookback", 6),
+                            by=o.get("by"), seed=o.get("seed"))
+    n_t = int(fr[treat].astype(int).sum())
+    summ = {"n_obs": int(len(frame)), "n_units": int(len(fr)), "n_treated": n_t, "n_control": int(len(fr) - n_t)}
+    warns = []
+    if n_t < 20:
+        warns.append(f"Only {n_t} enrolled patients: matched estimates will be imprecise.")
+    return (f"{len(frame):,} patient-months of {len(fr):,} decedents: {n_t:,} enrolled, {len(fr) - n_t:,} potential "
+            f"controls; {len(covs)} baseline covariate(s)", summ, warns)
+
+
+def _prepare_plain(data: pd.DataFrame, d: dict):
+    from .build import _prepare
+
+    return _prepare(data, d)

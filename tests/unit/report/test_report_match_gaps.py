@@ -93,7 +93,7 @@ def test_match_spec_and_contract_errors(lalonde_csv):
         normalize_spec(bad)
     spec = match_spec(lalonde_csv)
     spec["figures"] = [{"type": "overlap", "design": "nope"}]
-    with pytest.raises(SpecificationError, match="must name a match design"):
+    with pytest.raises(SpecificationError, match="must name a match or palliative design"):
         normalize_spec(spec)
     df = pd.read_csv(LALONDE)
     checks = validate_data(df.drop(columns=["re74"]), normalize_spec(match_spec(lalonde_csv)))
