@@ -7,7 +7,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from .._validation import check_option, check_scalar
 from ..errors import EstimationError, SpecificationError
@@ -286,6 +286,23 @@ def _arp_component(A: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarr
     return {"G": G, "H": H, "c": G @ a, "a": a, "X": X, "sd": sd, "Msig": Msig, "lf_cv": lf_cv}
 
 
+def _truncnorm_ppf(p: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Quantile ``p`` of ``N(0, 1)`` truncated to ``[a, b]`` (vectorised, log-space tails).
+
+    Lower tail form ``Phi^{-1}((1-p) Phi(a) + p Phi(b))`` for ``a < 0``, the mirrored upper-tail
+    form for ``a >= 0`` (accurate far in the tails, like R's ``TruncatedNormal::norminvp``).
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+    out = np.empty(a.shape)
+    lp, l1p = np.log(p), np.log1p(-p)
+    lo = a < 0
+    with np.errstate(divide="ignore"):
+        out[lo] = special.ndtri_exp(np.logaddexp(l1p + special.log_ndtr(a[lo]), lp + special.log_ndtr(b[lo])))
+        hi = ~lo
+        out[hi] = -special.ndtri_exp(np.logaddexp(l1p + special.log_ndtr(-a[hi]), lp + special.log_ndtr(-b[hi])))
+    return np.clip(out, a, b)
+
+
 def _arp_stats(comp: dict, beta: np.ndarray, theta: np.ndarray):
     """LP value ``eta``, the optimal dual vertex's variance ``s2`` and the conditioning bounds ``[vlo, vup]``.
 
@@ -334,16 +351,32 @@ def _arp_accept(comp: dict, beta: np.ndarray, theta: np.ndarray, alpha: float, k
     reject = first | (degenerate & (eta > 0))
     if inside.any():
         lo, up = zlo[inside], zup[inside]
-        cv = stats.truncnorm.ppf(1 - size, lo, up)
-        cv = np.where(np.isfinite(cv), cv, np.where(np.isfinite(up), up, lo))
+        cv = _truncnorm_ppf(1 - size, lo, up)
         reject[inside] = stat[inside] > np.maximum(cv, 0.0)
     return ~reject
 
 
-def _rm_arp_ci(beta, sigma, n_pre, l_vec, mbar, alpha, *, hybrid, draws, n_grid, half_width):
+@lru_cache(maxsize=64)
+def _rm_arp_components(sig_bytes: bytes, k: int, n_pre: int, l_bytes: bytes, mbar: float, kappa: float, n_sims: int,
+                       seed: int) -> tuple:
+    """The polyhedra's precomputed tests; they depend on Sigma, not on betahat (cached)."""
+    sigma = np.frombuffer(sig_bytes, dtype=float).reshape(k, k)
+    l_vec = np.frombuffer(l_bytes, dtype=float)
+    if kappa > 0:
+        w, U = np.linalg.eigh(sigma)
+        draws = np.random.default_rng(seed).standard_normal((n_sims, k)) @ (U * np.sqrt(np.clip(w, 0.0, None))).T
+    else:
+        draws = np.zeros((1, k))
+    return tuple(_arp_component(A, sigma, n_pre, l_vec, draws, kappa) for A in _rm_polyhedra(n_pre, l_vec.size, mbar))
+
+
+def _rm_arp_ci(beta, sigma, n_pre, l_vec, mbar, alpha, *, hybrid, n_sims, seed, n_grid, half_width):
     """Union over the polyhedra of the ARP acceptance regions on a grid, endpoints refined by nested grids."""
     kappa = alpha / 10 if hybrid else 0.0
-    comps = [_arp_component(A, sigma, n_pre, l_vec, draws, kappa) for A in _rm_polyhedra(n_pre, l_vec.size, mbar)]
+    sigma = np.ascontiguousarray(sigma, dtype=float)
+    comps = _rm_arp_components(sigma.tobytes(), sigma.shape[0], int(n_pre),
+                               np.ascontiguousarray(l_vec, dtype=float).tobytes(), float(mbar), float(kappa),
+                               int(n_sims), int(seed))
     centre = float(l_vec @ beta[n_pre:])
 
     def accept(th):
@@ -457,15 +490,12 @@ def honest_bounds(betahat, sigma, num_pre: int, *, method: str = "relative_magni
                     f"rm_method={rm_method!r} supports at most {_ARP_MAX_POST} post-period coefficients (the test "
                     f"enumerates the vertices of a dual polytope); got {n_post}. Drop later event times or use "
                     "rm_method='projection'.")
-            w, U = np.linalg.eigh(sig)
-            root = U * np.sqrt(np.clip(w, 0.0, None))
-            draws = np.random.default_rng(seed).standard_normal((n_sims, beta.size)) @ root.T
             label = "C-LF" if rm_method == "hybrid" else "Conditional"
             open_ends, empty = [], []
             for m in Ms:
                 hw = 20 * sd + float(m) * kappa * (float(np.abs(f_hat).max()) + 20 * float(se_f.max()))
                 lo, hi, opened = _rm_arp_ci(beta, sig, n_pre, l_vec, float(m), alpha, hybrid=rm_method == "hybrid",
-                                            draws=draws, n_grid=n_grid, half_width=hw)
+                                            n_sims=n_sims, seed=seed, n_grid=n_grid, half_width=hw)
                 if opened:
                     open_ends.append(float(m))
                 if np.isnan(lo):

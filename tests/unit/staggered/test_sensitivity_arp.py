@@ -163,3 +163,12 @@ def test_arp_errors():
         ek.staggered.honest_bounds(np.zeros(11), np.eye(11), 2, M=[1])
     r = ek.staggered.honest_bounds(np.zeros(11), 1e-4 * np.eye(11), 2, M=[1], rm_method="projection")
     assert np.isfinite(r.to_frame()["conf_low"]).all()
+
+
+def test_truncnorm_ppf_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = np.r_[rng.normal(0, 3, 500), -np.inf, -np.inf, 5.0, 30.0, -30.0, 0.0]
+    b = np.r_[a[:500] + np.abs(rng.normal(0, 3, 500)), np.inf, 1.0, np.inf, np.inf, -29.0, np.inf]
+    for p in (0.95, 0.9548, 0.5, 0.01):
+        np.testing.assert_allclose(S._truncnorm_ppf(p, a, b), stats.truncnorm.ppf(p, a, b), atol=1e-10)
+    assert S._truncnorm_ppf(0.95, np.array([2.0]), np.array([2.0]))[0] == 2.0  # point mass (scipy: nan)
