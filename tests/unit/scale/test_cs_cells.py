@@ -252,3 +252,18 @@ def test_import_is_lazy():
             "assert 'evalkit.scale.cs_cells' not in sys.modules; evalkit.scale.att_gt; "
             "assert 'evalkit.scale.cs_cells' in sys.modules and 'duckdb' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_duckdb_dates_and_in_memory_frame(tmp_path):
+    """Dated periods (quarter start dates; NaT = never) through DuckDB, from Parquet and from a registered frame."""
+    df = ek.datasets.simulate_aqc(seed=2, churn=False, n_members=800).data
+    df = pd.DataFrame({"member_id": df["member_id"], "org_id": df["org_id"], "spending": df["spending"],
+                       "qdate": df["quarter"].dt.start_time, "edate": df["entry_quarter"].dt.start_time})
+    path = tmp_path / "dates.parquet"
+    df.to_parquet(path)
+    kw = dict(outcome="spending", unit="member_id", time="qdate", cohort="edate", cluster="org_id")
+    ref = _rows(df, **kw)
+    for source, engine in [(str(path), "auto"), (df, "duckdb")]:
+        res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(source, engine=engine, **kw), n_boot=0)
+        assert res.extra["cells"].engine == "duckdb"
+        _assert_same(ref, res, kinds=("simple", "dynamic"))
