@@ -246,7 +246,8 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
         gvals = con.execute(f"SELECT DISTINCT {g} AS g FROM {rel} WHERE {g} IS NOT NULL").df()["g"]
         gcode, late = _cohort_codes(gvals, names["cohort"], axis) if len(gvals) else (np.zeros(0), np.zeros(0, bool))
         con.register("__ek_cs_tmap", pd.DataFrame({"t": tvals, "tc": tcode.astype(np.int64)}))
-        gc = np.where(np.isfinite(gcode), gcode, -1.0)  # -1 = never treated
+        # -1 = never treated; 0 = treated in or before the first period (dropped below, as validate_panel does)
+        gc = np.where(np.isfinite(gcode), np.maximum(gcode, 0.0), -1.0)
         con.register("__ek_cs_gmap", pd.DataFrame({"g": gvals, "gc": gc.astype(np.int64)}))
         c_sel = ", min(c) AS c, max(c) AS c_max" if clustered else ""
         wide = ", ".join(f"sum(y) FILTER (WHERE tc = {k}) AS y{k}" for k in range(T))

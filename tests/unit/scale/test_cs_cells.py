@@ -217,7 +217,9 @@ def test_duckdb_from_parquet(aqc, tmp_path, cluster):
 
 def test_duckdb_mpdta_and_dropped_units(mpdta, tmp_path):
     df = mpdta.copy()
-    df.loc[df["countyreal"] < 30, "first.treat"] = 2003  # treated from the first period: dropped by both paths
+    ids = np.sort(df["countyreal"].unique())
+    df.loc[df["countyreal"].isin(ids[:20]), "first.treat"] = 2003  # treated from the first period: dropped by both
+    df.loc[df["countyreal"].isin(ids[20:30]), "first.treat"] = 2001  # before the first period: dropped too
     path = tmp_path / "mpdta.parquet"
     df.to_parquet(path)
     with warnings.catch_warnings():
@@ -226,7 +228,8 @@ def test_duckdb_mpdta_and_dropped_units(mpdta, tmp_path):
         res = ek.scale.att_gt_from_cells(cells, n_boot=0)
     ref = _rows(df, cluster="state", **MPDTA)
     _assert_same(ref, res)
-    assert [r.n_rows for r in res.sample.dropped] == [r.n_rows for r in ref.sample.dropped]
+    assert [r.n_rows for r in res.sample.dropped] == [r.n_rows for r in ref.sample.dropped] == [150]
+    assert res.sample.n_units == ref.sample.n_units == 470
 
 
 def test_data_errors(mpdta, tmp_path):
