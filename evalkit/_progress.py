@@ -14,6 +14,7 @@ If tqdm is not installed, bars are silently skipped.
 """
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -83,5 +84,15 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a core dependency
         return _NoBar(iterable, total)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave, dynamic_ncols=True,
-                mininterval=0.1, disable=False)
+    width = _stderr_width()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave, mininterval=0.1, disable=False,
+                **({"dynamic_ncols": True} if width else {"ncols": 100, "nrows": 50}))
+
+
+def _stderr_width() -> int:
+    """Columns of the terminal on stderr; 0 when unknown (a pipe, or a pseudo-terminal without a size,
+    where tqdm would draw nothing: no width, and no rows for the bar)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
