@@ -74,6 +74,8 @@ def test_mpdta_equals_row_path(mpdta, control, base_period, cluster):
     assert res.conventions.vcov_description == ref.conventions.vcov_description
     assert res.conventions.n_clusters == ref.conventions.n_clusters
     assert res.sample.n_units == ref.sample.n_units and res.nobs == ref.nobs
+    np.testing.assert_allclose(np.asarray(res.aggregate("dynamic").vcov), np.asarray(ref.aggregate("dynamic").vcov),
+                               rtol=1e-8, atol=1e-16)  # what honest_sensitivity reads
     t_ref, t_res = ref.pretrend_test(), res.pretrend_test()
     assert t_res.df == t_ref.df
     np.testing.assert_allclose(t_res.statistic, t_ref.statistic, rtol=1e-8)
