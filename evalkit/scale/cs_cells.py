@@ -33,7 +33,7 @@ import pandas as pd
 
 from .._validation import as_generator, check_columns_arg, check_option, check_scalar
 from ..data.schema import DropRecord, TimeAxis, validate_panel
-from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, SpecificationError
+from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, SingletonWarning, SpecificationError
 from ..results import Conventions, SampleInfo, tidy_table
 from ..staggered.results import AGGREGATIONS, AggregateResult, ATTgtResult, _readonly
 from .cells import NotCompressible
@@ -277,7 +277,12 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
             dropped.append(DropRecord("treated in the first period (no pre-period)", int(pre_rows), msg))
             warnings.warn(msg + "; dropped.", DroppedRowsWarning, stacklevel=4)
             con.execute("DELETE FROM __ek_cs_units WHERE gc = 0")
-        N, n_obs = (int(v) for v in con.execute("SELECT count(*), sum(nrow) FROM __ek_cs_units").fetchone())
+        N, n_obs, n_single = (int(v or 0) for v in con.execute(
+            "SELECT count(*), sum(nrow), count(*) FILTER (WHERE nrow = 1) FROM __ek_cs_units").fetchone())
+        if n_single:  # as validate_panel: kept (they enter no cell but count in n)
+            warnings.warn(f"{n_single} units in {names['unit']!r} are observed once (singletons). They are kept, as in "
+                          f"R fixest (Stata reghdfe drops them): they do not change the coefficients but count in N.",
+                          SingletonWarning, stacklevel=4)
         if N == 0:
             raise DataError("No rows left after dropping: " + "; ".join(str(r) for r in dropped) + ".")
         con.execute("""
@@ -841,6 +846,15 @@ def att_gt(
     Returns
     -------
     CellATTgtResult or ATTgtResult
+
+    Examples
+    --------
+    >>> import evalkit as ek
+    >>> res = ek.scale.att_gt(ek.datasets.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+    ...                       cohort="first.treat", n_boot=0)
+    >>> agg = res.aggregate("simple")
+    >>> round(agg.estimate, 7), round(agg.std_error, 7)
+    (-0.0399513, 0.012034)
     """
     covariates = check_columns_arg(covariates, "covariates")
     clusters = check_columns_arg(cluster, "cluster")
