@@ -126,8 +126,9 @@ def att_gt(
     cluster : str or None, default=None
         Cluster above the unit (constant within unit): influence functions are summed within
         cluster; no small-sample factor (R ``did``'s clustered multiplier bootstrap uses none).
+        With ``panel=False``: any grouping of the rows (e.g. the organisation or survey PSU).
     weights : str or None, default=None
-        Unit weights (constant within unit), normalised to mean 1.
+        Unit weights (constant within unit; per row with ``panel=False``), normalised to mean 1.
     level : float, default=0.95
         Confidence level of the pointwise intervals and of the simultaneous band.
     n_boot : int, default=999
