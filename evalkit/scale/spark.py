@@ -23,8 +23,8 @@ Plan (one shuffle of the rows):
    whether its cluster varies, and its (period, outcome, treatment, cluster) observations;
 3. the observations are exploded and summed by (cluster, stratum key, period) -- partial
    aggregation before the shuffle, so only cell-sized data moves -- and the cells are cached;
-4. periods, clusters and strata are ranked on their (small) distinct tables, joined back by
-   broadcast, sorted, and the cells collected.
+4. periods, clusters and strata are coded by dense rank over the cached cells, which are sorted and
+   collected.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ __all__ = ["twfe_cells_spark", "twfe_spark"]
 
 logger = logging.getLogger(__name__)
 
-_INSTALL = "evalkit.scale's Spark builder needs pyspark: pip install 'evalkit[spark]' (or pip install pyspark), and a Java runtime (JRE 17+ for pyspark 4)."
+_INSTALL = ("evalkit.scale's Spark builder needs pyspark: pip install 'evalkit[spark]' (or pip install pyspark), and a "
+            "Java runtime (JRE 17+ for pyspark 4).")
 
 
 def _pyspark():
@@ -126,11 +127,14 @@ def _duplicate_error(sdf, F, unit: str, time: str) -> DataError | None:
 
 
 def _collect_pandas(sdf, columns: Sequence[str]) -> pd.DataFrame:
-    try:
-        out = sdf.toPandas()  # Arrow when spark.sql.execution.arrow.pyspark.enabled
-    except ImportError:  # pyspark's minimum pandas/pyarrow versions not met: plain rows (cells only)
-        out = pd.DataFrame.from_records([tuple(r) for r in sdf.collect()], columns=list(columns))
-    return out
+    """The (small) cell table on the driver: Arrow batches when available, else plain rows."""
+    to_arrow = getattr(sdf, "toArrow", None)  # pyspark >= 4.0; needs pyarrow on the driver
+    if to_arrow is not None:
+        try:
+            return to_arrow().to_pandas()
+        except ImportError:  # no (or too old a) pyarrow: fall through to rows
+            pass
+    return pd.DataFrame.from_records([tuple(r) for r in sdf.collect()], columns=list(columns))
 
 
 def twfe_cells_spark(
@@ -266,28 +270,25 @@ def twfe_cells_spark(
     raw = raw.persist(storage_level)
     try:
         diag = raw.agg(F.sum("n").alias("N"), F.sum("units").alias("n_units"), F.sum("multi_units").alias("n_multi"),
-                       F.sum("dup_units").alias("n_dup"), F.countDistinct("t").alias("T"),
-                       F.countDistinct("c").alias("G")).collect()[0]
+                       F.sum("dup_units").alias("n_dup"), F.countDistinct("c").alias("G")).collect()[0]
         if diag["n_dup"]:
             err = _duplicate_error(sdf, F, unit, time)
             raise err if err is not None else DataError(  # pragma: no cover - both detect the same rows
                 f"{int(diag['n_dup'])} units have more than one row in a period of {time!r}. Aggregate to one row per "
                 f"unit-period before estimating.")
-        N, n_units, n_multi = int(diag["N"]), int(diag["n_units"]), int(diag["n_multi"])
-        n_periods, G = int(diag["T"]), int(diag["G"])
+        N, n_units, n_multi, G = int(diag["N"]), int(diag["n_units"]), int(diag["n_multi"]), int(diag["G"])
         if n_multi:
-            raise NotCompressible(f"the cluster varies within unit for {n_multi} units: unit effects do not drop out of "
-                                  f"the cluster scores")
+            raise NotCompressible(f"the cluster varies within unit for {n_multi} units: unit effects do not drop out "
+                                  f"of the cluster scores")
         if G >= n_units:
             raise NotCompressible("the cluster is the unit (or finer): cells would be units; nothing to compress")
-        # 4. codes from the small distinct tables (order as in the DuckDB builder: never-treated strata last)
-        per = raw.select("t").distinct().withColumn("period", F.row_number().over(Window.orderBy("t")) - 1)
-        clu = raw.select("c").distinct().withColumn("cluster", F.row_number().over(Window.orderBy("c")) - 1)
-        strata = raw.select("pat", "trt").distinct().withColumn(
-            "stratum", F.row_number().over(Window.orderBy("pat", F.size("trt") == 0, "trt")) - 1)
-        out = (raw.join(F.broadcast(per), "t").join(F.broadcast(clu), "c").join(F.broadcast(strata), ["pat", "trt"])
-               .select(F.col("cluster").cast("long"), F.col("stratum").cast("long"), F.col("period").cast("long"),
-                       F.col("n").cast("long"), "sum_y", "sum_y2", "d")
+        # 4. codes by dense rank over the cells (which are collected whole anyway); as in the DuckDB
+        #    builder: periods and clusters in sorted order, strata by (periods, treated periods), never-treated last
+        def code(*keys):
+            return (F.dense_rank().over(Window.orderBy(*keys)) - 1).cast("long")
+
+        out = (raw.select(code("c").alias("cluster"), code("pat", F.size("trt") == 0, "trt").alias("stratum"),
+                          code("t").alias("period"), F.col("n").cast("long").alias("n"), "sum_y", "sum_y2", "d")
                .orderBy("cluster", "stratum", "period"))
         cols = ["cluster", "stratum", "period", "n", "sum_y", "sum_y2", "d"]
         cells = _collect_pandas(out, cols)
@@ -299,6 +300,7 @@ def twfe_cells_spark(
     for col in ("sum_y", "sum_y2", "d"):
         cells[col] = cells[col].to_numpy().astype(np.float64)
     S = int(cells["stratum"].max()) + 1
+    n_periods = int(cells["period"].max()) + 1
     logger.info("Spark: %d rows of %d units -> %d cells (%d clusters x %d strata x %d periods)", N, n_units, len(cells),
                 G, S, n_periods)
     return TwfeCells(cells, N, n_units, n_periods, S, G, N == n_units * n_periods, names, "spark")
