@@ -160,7 +160,35 @@ def _cs_csdid(df):
     return det["simple"][0], det["simple"][1], det
 
 
-CS_FITTERS = {"evalkit": _cs_evalkit, "diff-diff": _cs_diff_diff, "csdid": _cs_csdid}
+def _cs_differences(df):
+    from differences import ATTgt
+
+    # differences wants an (entity, time) MultiIndex and the cohort as NaN for never treated; building
+    # them is part of what a user must do, so it is timed. Defaults otherwise: varying base period,
+    # no anticipation, analytic SEs (boot_iterations=0), clustered on the unit (as the other three).
+    p = df[["unit", "t", "y"]].assign(c=df["g"].where(df["g"] > 0).astype("float64")).set_index(["unit", "t"])
+    att = ATTgt(data=p, cohort_column="c", base_period="varying")
+    res = att.fit(formula="y", est_method="dr", control_group="never_treated", boot_iterations=0,
+                  progress_bar=False)
+    simple = att.aggregate("simple")
+    event = att.aggregate("event")
+    event_overall = att.aggregate("event", overall=True)
+    cells = res.to_pandas() if hasattr(res, "to_pandas") else res
+
+    def col(frame, last):  # differences' frames have 3-level columns (table name, "analytic", ATT/std_error)
+        return frame[[c for c in frame.columns if c[-1] == last][0]]
+
+    det = {"att_gt": [[int(g), int(t), float(a), float(b)] for (g, _b, t), a, b in
+                      zip(cells.index, col(cells, "ATT"), col(cells, "std_error"))],
+           "simple": [float(col(simple, "ATT").iloc[0]), float(col(simple, "std_error").iloc[0])],
+           "dynamic": [[int(e), float(a), float(b)] for e, a, b in
+                       zip(event.index, col(event, "ATT"), col(event, "std_error"))],
+           "dynamic_overall": [float(col(event_overall, "ATT").iloc[0]),
+                               float(col(event_overall, "std_error").iloc[0])]}
+    return det["simple"][0], det["simple"][1], det
+
+
+CS_FITTERS = {"evalkit": _cs_evalkit, "diff-diff": _cs_diff_diff, "csdid": _cs_csdid, "differences": _cs_differences}
 
 
 def _versions(library: str) -> dict:
@@ -189,6 +217,15 @@ def _versions(library: str) -> dict:
 
         import csdid  # noqa: F401
         v["csdid"] = version("csdid")
+    elif library == "differences":
+        from importlib.metadata import version
+
+        import differences  # noqa: F401
+        v["differences"] = version("differences")
+        try:
+            v["polars"] = version("polars")
+        except Exception:
+            pass
     return v
 
 

@@ -1,5 +1,5 @@
 """Agreement checks, performance bars and the markdown table of the Callaway-Sant'Anna benchmark
-(``run.py --design cs``): evalkit ``staggered.att_gt`` vs diff-diff ``CallawaySantAnna`` vs csdid.
+(``run.py --design cs``): evalkit ``staggered.att_gt`` vs diff-diff ``CallawaySantAnna`` vs csdid vs differences ``ATTgt``.
 
 Every worker returns the ATT(g,t) cells, the simple aggregation and the dynamic (event-study)
 components with their analytic (influence-function) SEs; agreement is checked against evalkit on
@@ -8,7 +8,9 @@ the same rows: estimates within ``EST_ATOL`` (absolute, every cell and every agg
 """
 from __future__ import annotations
 
-CS_LIBRARIES = ("evalkit", "diff-diff", "csdid")
+import growth
+
+CS_LIBRARIES = ("evalkit", "diff-diff", "csdid", "differences")
 EST_ATOL = 1e-8
 SE_RTOL = 1e-6
 BAR_DD = 2.0  # diff-diff warm / evalkit warm on 8M balanced rows
@@ -125,7 +127,7 @@ def to_markdown(doc: dict) -> str:
                                                     CS_LIBRARIES.index(r["library"])))
     m = doc["machine"]
     lines = [
-        "# Callaway-Sant'Anna benchmark: evalkit vs diff-diff vs csdid",
+        "# Callaway-Sant'Anna benchmark: evalkit vs diff-diff vs csdid vs differences",
         "",
         f"Generated {doc['generated']} by `benchmarks/run.py --design cs`. Machine: {m.get('nproc')} CPUs "
         f"({m.get('cpu', '?')}), {m.get('mem_total_gb', '?')} GB RAM, Python {m.get('python')}, "
@@ -141,7 +143,7 @@ def to_markdown(doc: dict) -> str:
         "average at start → end; `peak RSS` = whole-process `ru_maxrss` (data generation included); `est. +MB` "
         "= the estimator's peak above the RSS after data generation (cold / warm). `vs evalkit` = this library's "
         f"warm time ÷ evalkit's. Agreement with evalkit on the same rows: every ATT(g,t), the simple ATT and "
-        f"every event-time component (and csdid's dynamic overall) within {EST_ATOL:g} absolute; their SEs "
+        f"every event-time component (and the dynamic overall of csdid and differences) within {EST_ATOL:g} absolute; their SEs "
         f"within {SE_RTOL:g} relative.",
         "",
         "| library | rows | warm s | warm CPU s | cold s | load | peak RSS MB | est. +MB cold / warm | vs evalkit (warm) "
@@ -177,4 +179,8 @@ def to_markdown(doc: dict) -> str:
     skipped = doc.get("skipped", [])
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]
+    lines += [""] + growth.growth_markdown(results, CS_LIBRARIES, CS_VARIANTS)
     return "\n".join(lines) + "\n"
+
+
+CS_VARIANTS = [("balanced", lambda r: float(r["unbalanced"]) == 0 and not r.get("shuffled"))]

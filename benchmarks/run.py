@@ -6,12 +6,12 @@ interpreter, ``sys.executable``) regenerates the data from the seed, fits once c
 out-of-memory or timed-out run is recorded as such instead of stopping the suite. Subprocesses
 run one at a time, so each has the whole machine.
 
-    python benchmarks/run.py                          # 1e5, 1e6, 8e6 rows; balanced and 10% dropped
+    python benchmarks/run.py                          # 1e5, 1e6, 1e7 rows; balanced and 10% dropped
     python benchmarks/run.py --sizes 1e5,1e6
-    python benchmarks/run.py --sizes 8e6 --libraries evalkit,pyfixest --merge
+    python benchmarks/run.py --sizes 8e6 --libraries evalkit,pyfixest --merge   # the issue's 8M-row bars
     python benchmarks/run.py --sizes 8e6 --libraries evalkit --profile-evalkit --merge
-    python benchmarks/run.py --design cs              # Callaway-Sant'Anna: evalkit vs diff-diff vs csdid
-                                                      # (balanced, 1e5, 1e6, 8e6 rows; results/cs_latest.*)
+    python benchmarks/run.py --design cs              # Callaway-Sant'Anna: evalkit vs diff-diff vs csdid vs
+                                                      # differences (balanced, 1e5, 1e6, 1e7 rows; results/cs_latest.*)
 
 Writes ``benchmarks/results/latest.json`` (every measurement, machine facts) and
 ``benchmarks/results/latest.md`` (the table and the performance bars). With ``--merge`` the new
@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cs_report  # noqa: E402
+import growth  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -287,7 +288,14 @@ def to_markdown(doc: dict) -> str:
     skipped = doc.get("skipped", [])
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]
+    lines += [""] + growth.growth_markdown(results, LIBRARIES, TWFE_VARIANTS)
     return "\n".join(lines) + "\n"
+
+
+TWFE_VARIANTS = [
+    ("balanced", lambda r: float(r["unbalanced"]) == 0 and not r.get("shuffled")),
+    ("10% dropped", lambda r: float(r["unbalanced"]) > 0 and not r.get("shuffled")),
+]
 
 
 def main(argv=None) -> None:
@@ -295,15 +303,18 @@ def main(argv=None) -> None:
     ap.add_argument("--design", choices=("twfe", "cs"), default="twfe",
                     help="twfe (default): evalkit vs pyfixest vs linearmodels; cs: Callaway-Sant'Anna ATT(g,t) + "
                          "simple/dynamic aggregations, evalkit vs diff-diff vs csdid (results/cs_latest.*)")
-    ap.add_argument("--sizes", default="1e5,1e6,8e6", help="comma-separated row counts (before dropping)")
+    ap.add_argument("--sizes", default="1e5,1e6,1e7",
+                    help="comma-separated row counts (before dropping); the issue's bars are at 8e6")
     ap.add_argument("--libraries", default=None, help="comma-separated (default: all of the design's libraries)")
     ap.add_argument("--balance", choices=("both", "balanced", "unbalanced"), default=None,
                     help="default: both for twfe, balanced for cs")
     ap.add_argument("--csdid-max-rows", type=_parse_size, default=None, help="skip csdid above this many rows")
     ap.add_argument("--unbalanced", type=float, default=0.10, help="share of unit-periods dropped in the unbalanced runs")
-    ap.add_argument("--linearmodels-max-rows", type=_parse_size, default=1_000_000,
-                    help="skip linearmodels above this many rows (it is not a contender at claims scale)")
+    ap.add_argument("--linearmodels-max-rows", type=_parse_size, default=10_000_000,
+                    help="skip linearmodels above this many rows")
     ap.add_argument("--repeats", type=int, default=3, help="warm calls per subprocess (median reported)")
+    ap.add_argument("--repeats-for", default="",
+                    help="per-library warm calls, e.g. 'differences=1,linearmodels=1' (slow libraries at 1e7 rows)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per subprocess")
     ap.add_argument("--mem-gb", type=float, default=16.0, help="RLIMIT_AS per subprocess, GB")
     ap.add_argument("--seed", type=int, default=None)
@@ -336,6 +347,7 @@ def main(argv=None) -> None:
     for lib in libs:
         if lib not in known:
             ap.error(f"unknown library {lib!r}; choose from {known}")
+    repeats_for = {k.strip(): int(v) for k, v in (kv.split("=") for kv in a.repeats_for.split(",") if kv.strip())}
     shares = {"both": [0.0, a.unbalanced], "balanced": [0.0], "unbalanced": [a.unbalanced]}[a.balance]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 
@@ -345,6 +357,7 @@ def main(argv=None) -> None:
             doc = json.load(f)
         _annotate(doc["results"])
         doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in _bars(doc["results"])]
+        doc["growth"] = _growth(doc["results"], cs)
         with open(a.out + ".json", "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
         md = _markdown(doc)
@@ -382,7 +395,7 @@ def main(argv=None) -> None:
                 if a.max_load is not None:
                     _wait_idle(a.max_load, a.idle_wait)
                 print(f"run  {tag} ...", end=" ", flush=True)
-                r = run_one(lib, rows, share, timeout=a.timeout, mem_gb=a.mem_gb, repeats=a.repeats,
+                r = run_one(lib, rows, share, timeout=a.timeout, mem_gb=a.mem_gb, repeats=repeats_for.get(lib, a.repeats),
                             seed=a.seed, profile=prof, shuffle=a.shuffle, design=a.design)
                 if r["status"] == "ok":
                     print(f"warm {r['warm_s']:.3f}s cold {r['cold_s']:.3f}s peak {r['peak_rss_mb']:.0f} MB "
@@ -402,6 +415,7 @@ def main(argv=None) -> None:
     doc["versions"] = versions
     _annotate(doc["results"])
     doc["bars"] = [{"bar": n, "value": v, "met": ok} for n, v, ok in _bars(doc["results"])]
+    doc["growth"] = _growth(doc["results"], cs)
     with open(a.out + ".json", "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
     md = _markdown(doc)
@@ -411,6 +425,15 @@ def main(argv=None) -> None:
         _update_readme(md, cs)
     print()
     print(md)
+
+
+def _growth(results: list[dict], cs: bool) -> list[dict]:
+    """Per-library cost growth (JSON-friendly keys)."""
+    libs, variants = ((cs_report.CS_LIBRARIES, cs_report.CS_VARIANTS) if cs else (LIBRARIES, TWFE_VARIANTS))
+    out = []
+    for g in growth.growth_rows(results, libs, variants):
+        out.append({k: ({str(n): v for n, v in val.items()} if isinstance(val, dict) else val) for k, val in g.items()})
+    return out
 
 
 README = os.path.join(HERE, "README.md")

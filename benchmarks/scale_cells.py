@@ -5,7 +5,9 @@ Generates a balanced member-quarter panel (and, with ``--claims``, claim lines) 
 
 * ``cells``  ek.scale.twfe(path, ...): DuckDB compresses to cluster x cohort x period cells, evalkit
   estimates from the cells;
-* ``rows``   DuckDB reads the five columns into pandas, then ek.did.twfe on the rows;
+* ``rows``   DuckDB encodes the string member and organisation ids to integers (a join with the sorted
+  distinct ids), sorts by member and quarter and hands an all-numeric frame to pandas, then
+  ek.did.twfe on the rows (``scale_50m._rows_frame``);
 * ``claims`` (``--claims``) ek.scale.read_claims on claim lines (sum by category per member-quarter),
   then ek.scale.twfe on the member-quarter frame.
 
@@ -68,9 +70,10 @@ def _child(kind: str, path: str) -> dict:
     elif kind == "rows":
         import duckdb
 
-        df = duckdb.connect().execute(
-            f"SELECT member_id, org_id, quarter, aqc, spending FROM read_parquet('{path}')").df()
-        res = ek.did.twfe(df, **ROLES)
+        from scale_50m import _rows_frame  # DuckDB encodes the string ids to integers before pandas
+
+        df = _rows_frame(duckdb.connect(), path)
+        res = ek.did.twfe(df, **{**ROLES, "unit": "member", "cluster": "org"})
     elif kind == "claims":
         cp = ek.scale.read_claims(path[:-8] + "_claims.parquet", unit="member_id", time="service_date",
                                   time_grain="quarter", keep=["org_id", "aqc"],
@@ -80,7 +83,14 @@ def _child(kind: str, path: str) -> dict:
     else:
         raise ValueError(kind)
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports kB)
+    # this process's own peak (VmHWM); ru_maxrss would include the parent's RSS at fork time (the parent
+    # generated the data in DuckDB), which Linux carries across fork + exec
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as f:
+            rss = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        pass
     return {"kind": kind, "seconds": wall, "peak_rss_mb": rss, "estimate": res.estimate, "std_error": res.std_error,
             "nobs": res.nobs, "notes": res.conventions.notes[:1]}
 
