@@ -99,8 +99,21 @@ def machine_facts() -> dict:
     return facts
 
 
-def run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_gb: float, repeats: int,
-            seed: int | None, profile: str | None, shuffle: bool = False, design: str = "twfe") -> dict:
+def run_one(library: str, rows: int, unbalanced: float, **kw) -> dict:
+    """One measurement in a fresh subprocess (see _run_one); its numba cache directory is removed after."""
+    kw.setdefault("numba_dirs", [])
+    try:
+        return _run_one(library, rows, unbalanced, **kw)
+    finally:
+        import shutil
+
+        for d in kw["numba_dirs"]:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_gb: float, repeats: int,
+             seed: int | None, profile: str | None, shuffle: bool = False, design: str = "twfe",
+             numba_dirs: list) -> dict:
     cmd = [sys.executable, WORKER, "--library", library, "--rows", str(rows), "--unbalanced", str(unbalanced),
            "--repeats", str(repeats), "--design", design]
     if seed is not None:
@@ -116,7 +129,8 @@ def run_one(library: str, rows: int, unbalanced: float, *, timeout: float, mem_g
 
     env = dict(os.environ)
     # a fresh numba cache per process, in case a numba backend is in use: "cold" then includes JIT
-    env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-numba-")
+    env["NUMBA_CACHE_DIR"] = numba_dir = tempfile.mkdtemp(prefix="bench-numba-")
+    numba_dirs.append(numba_dir)
     base = {"library": library, "rows_requested": rows, "unbalanced": unbalanced, "shuffled": shuffle, "mem_cap_gb": mem_gb,
             "timeout_s": timeout, "design": design}
     t0 = time.perf_counter()

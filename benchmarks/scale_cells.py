@@ -110,6 +110,16 @@ def main(argv=None) -> int:
         return 0
     work = a.workdir or tempfile.mkdtemp(prefix="ek-scale-")
     os.makedirs(work, exist_ok=True)
+    try:
+        return _run(a, work)
+    finally:
+        if a.workdir is None:  # a temporary directory of ours: delete the generated data
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(a, work: str) -> int:
     kinds = list(a.paths) + (["claims"] if a.claims and "claims" not in a.paths else [])
     rows = []
     for size in a.sizes:
