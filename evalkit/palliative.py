@@ -43,7 +43,7 @@ from scipy import optimize, stats
 
 from ._validation import as_generator, check_columns_arg, check_option, check_scalar
 from .errors import DataError, EvalkitWarning, SpecificationError
-from .results import Conventions, EffectResult, SampleInfo, Summary, tidy_table
+from .results import EffectResult, Summary, tidy_table
 
 __all__ = [
     "PalliativeTruth",

@@ -156,9 +156,9 @@ def twfe(
         notes.append("Covariates frozen at each unit's first observed period (baseline).")
     if _staggered(vp):
         notes.append(
-            f"Staggered adoption (treatment starts in several periods): the TWFE coefficient averages cohort-period "
-            f"effects with weights that can be negative when effects grow over time (Goodman-Bacon 2021); "
-            f"compare with ek.staggered estimators or report by='cohort'."
+            "Staggered adoption (treatment starts in several periods): the TWFE coefficient averages cohort-period "
+            "effects with weights that can be negative when effects grow over time (Goodman-Bacon 2021); "
+            "compare with ek.staggered estimators or report by='cohort'."
         )
     if cluster is None and vcov not in ("iid", "HC1"):
         notes.append(f"cluster=None: standard errors clustered on the unit ({unit!r}).")

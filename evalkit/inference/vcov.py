@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from .._progress import progress_bar
 from .._validation import as_generator, check_option

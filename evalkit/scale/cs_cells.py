@@ -34,8 +34,8 @@ import pandas as pd
 from .._validation import as_generator, check_columns_arg, check_option, check_scalar
 from ..data.schema import DropRecord, TimeAxis, validate_panel
 from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, SingletonWarning, SpecificationError
-from ..results import Conventions, SampleInfo, tidy_table
-from ..staggered.results import AGGREGATIONS, AggregateResult, ATTgtResult, _readonly
+from ..results import Conventions, SampleInfo
+from ..staggered.results import AGGREGATIONS, AggregateResult, ATTgtResult, _aggregate_table, _cell_table, _readonly
 from .cells import NotCompressible
 
 __all__ = ["CsCells", "CellATTgtResult", "att_gt_cells", "att_gt_from_cells", "att_gt"]
@@ -603,33 +603,7 @@ class CellATTgtResult(ATTgtResult):
         se = np.sqrt(np.maximum(np.diag(V), 0.0)) / N
         se = np.where(se > 1e-14 * max(1.0, np.nanmax(np.abs(est))), se, np.nan)
         axis = x["time_axis"]
-        from ..staggered.results import _COMPONENT_COLUMN
-
-        terms, cols = [], {"event_time": [], "cohort": [], "time": []}
-        for label, val in comps:
-            for c in cols:
-                cols[c].append(None)
-            if val is None:
-                terms.append(f"ATT ({kind})")
-                continue
-            col = _COMPONENT_COLUMN[label]
-            if col == "event_time":
-                cols[col][-1] = int(val)
-                terms.append(f"e={int(val)}")
-            else:
-                cols[col][-1] = axis.label(val)
-                terms.append(f"{col}={axis.label(val)}")
-        table = tidy_table(terms, est, se, None, level)
-        pos = 1
-        for c in ("cohort", "time", "event_time"):
-            if any(v is not None for v in cols[c]):
-                present = [v for v in cols[c] if v is not None]
-                if c == "event_time" or all(isinstance(v, (int, np.integer)) for v in present):
-                    vals = pd.array(cols[c], dtype="Int64")
-                else:
-                    vals = pd.Series(cols[c], dtype=object)
-                table.insert(pos, c, vals)
-                pos += 1
+        table = _aggregate_table(comps, est, se, axis, kind, level)
         comp_rows = np.arange(1, len(table))
         table, crit = _band(table, stats, coef, N, n_boot, boot_weights, rng, level, comp_rows)
         conv = self.conventions
@@ -746,15 +720,7 @@ def att_gt_from_cells(
     is_ref = np.array([r[6] for r in rows])
     se[is_ref] = np.nan
     ax = cells.time_axis
-    terms = [f"ATT({ax.label(r[0])},{ax.label(r[1])})" for r in rows]
-    table = tidy_table(terms, est, se, None, level)
-    table.insert(1, "cohort", [ax.label(r[0]) for r in rows])
-    table.insert(2, "time", [ax.label(r[1]) for r in rows])
-    table.insert(3, "event_time", np.array([r[1] - r[0] for r in rows], dtype=np.int64))
-    table.insert(4, "base_period", [ax.label(r[2]) for r in rows])
-    table.insert(5, "post", np.array([r[3] for r in rows], dtype=bool))
-    table.insert(6, "n_treated", np.array([r[4] for r in rows], dtype=np.int64))
-    table.insert(7, "n_control", np.array([r[5] for r in rows], dtype=np.int64))
+    table = _cell_table(rows, est, se, ax, level)
     rng = np.random.default_rng(np.random.SeedSequence(seed_seq.entropy, spawn_key=(0,))) if seed_seq is not None else np.random.default_rng()
     coef = np.zeros((stats.M.shape[0], J))
     coef[:J] = np.eye(J)

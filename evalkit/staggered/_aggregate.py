@@ -124,7 +124,6 @@ def aggregate_cells(d: AggregationDesign, kind: str, min_e=None, max_e=None, bal
     min_e_ = -np.inf if min_e is None else min_e
     post = d.g <= d.t
     e_all = d.t - d.g
-    comps, ests, infs = [], [], []
 
     if kind == "simple":
         keep = np.flatnonzero(post & (e_all <= max_e_))

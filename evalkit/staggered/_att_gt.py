@@ -12,11 +12,11 @@ import pandas as pd
 from .._validation import as_generator, check_columns_arg, check_option, check_scalar
 from ..data.schema import validate_panel
 from ..errors import DataError, EvalkitWarning, SpecificationError
-from ..results import Conventions, SampleInfo, tidy_table
+from ..results import Conventions, SampleInfo
 from ._aggregate import register_cohort_codes
 from ._bootstrap import BOOT_WEIGHTS, cluster_sums
 from ._cell import cell_att, cell_att_rc
-from .results import ATTgtResult, _bands, _readonly, _se_from_if
+from .results import ATTgtResult, _bands, _cell_table, _readonly, _se_from_if
 
 __all__ = ["att_gt"]
 
@@ -285,15 +285,7 @@ def att_gt(
     ax = p.time_axis
     g_code = np.array([r[0] for r in rows], dtype=float)
     t_code = np.array([r[1] for r in rows], dtype=float)
-    terms = [f"ATT({ax.label(r[0])},{ax.label(r[1])})" for r in rows]
-    table = tidy_table(terms, est, se, None, level)
-    table.insert(1, "cohort", [ax.label(r[0]) for r in rows])
-    table.insert(2, "time", [ax.label(r[1]) for r in rows])
-    table.insert(3, "event_time", np.array([r[1] - r[0] for r in rows], dtype=np.int64))
-    table.insert(4, "base_period", [ax.label(r[2]) for r in rows])
-    table.insert(5, "post", np.array([r[3] for r in rows], dtype=bool))
-    table.insert(6, "n_treated", np.array([r[4] for r in rows], dtype=np.int64))
-    table.insert(7, "n_control", np.array([r[5] for r in rows], dtype=np.int64))
+    table = _cell_table(rows, est, se, ax, level)
     rng = np.random.default_rng(np.random.SeedSequence(seed_seq.entropy, spawn_key=(0,))) if seed_seq is not None else np.random.default_rng()
     psi.setflags(write=False)  # owned here: read-only without a copy
     table, crit = _bands(table, S, N, n_boot, boot_weights, rng, level, np.flatnonzero(~is_ref))

@@ -34,6 +34,49 @@ class WaldTest:
         return f"{self.description}: chi2({self.df}) = {self.statistic:.4f}, p = {self.p_value:.4g}"
 
 
+def _cell_table(rows, est: np.ndarray, se: np.ndarray, axis, level: float) -> pd.DataFrame:
+    """Tidy ATT(g,t) table; ``rows`` are (g, t, base, post, n_treated, n_control, is_reference) codes."""
+    terms = [f"ATT({axis.label(r[0])},{axis.label(r[1])})" for r in rows]
+    table = tidy_table(terms, est, se, None, level)
+    table.insert(1, "cohort", [axis.label(r[0]) for r in rows])
+    table.insert(2, "time", [axis.label(r[1]) for r in rows])
+    table.insert(3, "event_time", np.array([r[1] - r[0] for r in rows], dtype=np.int64))
+    table.insert(4, "base_period", [axis.label(r[2]) for r in rows])
+    table.insert(5, "post", np.array([r[3] for r in rows], dtype=bool))
+    table.insert(6, "n_treated", np.array([r[4] for r in rows], dtype=np.int64))
+    table.insert(7, "n_control", np.array([r[5] for r in rows], dtype=np.int64))
+    return table
+
+
+def _aggregate_table(comps, est: np.ndarray, se: np.ndarray, axis, kind: str, level: float) -> pd.DataFrame:
+    """Tidy table of an aggregation: the overall row, then one row per component (cohort, time or event time)."""
+    terms, cols = [], {"event_time": [], "cohort": [], "time": []}
+    for label, val in comps:
+        for c in cols:
+            cols[c].append(None)
+        if val is None:
+            terms.append(f"ATT ({kind})")
+            continue
+        col = _COMPONENT_COLUMN[label]
+        if col == "event_time":
+            cols[col][-1] = int(val)
+            terms.append(f"e={int(val)}")
+        else:
+            cols[col][-1] = axis.label(val)
+            terms.append(f"{col}={axis.label(val)}")
+    table = tidy_table(terms, est, se, None, level)
+    pos = 1
+    for c in ("cohort", "time", "event_time"):
+        if any(v is not None for v in cols[c]):
+            present = [v for v in cols[c] if v is not None]
+            if c == "event_time" or all(isinstance(v, (int, np.integer)) for v in present):
+                vals = pd.array(cols[c], dtype="Int64")
+            else:
+                vals = pd.Series(cols[c], dtype=object)
+            table.insert(pos, c, vals)
+            pos += 1
+    return table
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=float, copy=True)
     a.setflags(write=False)
@@ -162,31 +205,7 @@ class ATTgtResult(_StaggeredBase):
         se = _se_from_if(S, n)
         se = np.where(se > 1e-14 * max(1.0, np.nanmax(np.abs(est))), se, np.nan)  # zero-IF rows (reference)
         axis = x["time_axis"]
-        terms, cols = [], {"event_time": [], "cohort": [], "time": []}
-        for label, val in comps:
-            for c in cols:
-                cols[c].append(None)
-            if val is None:
-                terms.append(f"ATT ({kind})")
-                continue
-            col = _COMPONENT_COLUMN[label]
-            if col == "event_time":
-                cols[col][-1] = int(val)
-                terms.append(f"e={int(val)}")
-            else:
-                cols[col][-1] = axis.label(val)
-                terms.append(f"{col}={axis.label(val)}")
-        table = tidy_table(terms, est, se, None, level)
-        pos = 1
-        for c in ("cohort", "time", "event_time"):
-            if any(v is not None for v in cols[c]):
-                present = [v for v in cols[c] if v is not None]
-                if c == "event_time" or all(isinstance(v, (int, np.integer)) for v in present):
-                    vals = pd.array(cols[c], dtype="Int64")
-                else:
-                    vals = pd.Series(cols[c], dtype=object)
-                table.insert(pos, c, vals)
-                pos += 1
+        table = _aggregate_table(comps, est, se, axis, kind, level)
         comp_rows = np.arange(1, len(table))
         table, crit = _bands(table, S, n, n_boot, boot_weights, rng, level, comp_rows)
         conv = self.conventions
