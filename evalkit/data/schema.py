@@ -120,6 +120,11 @@ class ValidatedPanel:
     notes: tuple[str, ...] = field(default=())
     #: True when the kept rows are sorted by (unit, time) (estimators may skip sorting).
     sorted_by_unit_time: bool = False
+    #: Per unit (read-only): code of the first treated period (``n_periods`` if never treated) and
+    #: whether the unit has an untreated row. Set when a treatment and a unit were given and no
+    #: row was dropped (then it describes the final rows exactly); None otherwise.
+    unit_entry: np.ndarray | None = None
+    unit_has_untreated: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
@@ -748,6 +753,7 @@ def validate_panel(
     # ---- treatment: 0/1, absorbing -------------------------------------------------------------
     d = None
     unit_stats = None  # per unit: (ever treated, has an untreated row)
+    unit_entry = None  # per unit: (first treated period code, has an untreated row); exact only without drops
     if treatment:
         d = _numeric(take(treatment), treatment, "treatment")
         bad = (d != 0) & (d != 1)
@@ -786,6 +792,7 @@ def validate_panel(
                     f"pass allow_exit=True where the design supports it)."
                 )
             unit_stats = (n_on > 0, n_off > 0)
+            unit_entry = (first_on, n_off > 0)
 
     # ---- cohort --------------------------------------------------------------------------------
     g = None
@@ -856,6 +863,7 @@ def validate_panel(
                 warnings.warn(msg, SingletonWarning, stacklevel=stacklevel)
 
     if sel is not None:
+        unit_entry = None  # row drops inside kept units would make it stale
         if not sel.any():
             raise DataError("No rows left after dropping: " + "; ".join(str(r) for r in dropped) + ".")
         rows = np.flatnonzero(sel)
@@ -953,6 +961,8 @@ def validate_panel(
         warnings.warn(msg, DroppedRowsWarning, stacklevel=stacklevel)
 
     row_index = np.arange(n_input, dtype=np.intp) if idx is None else np.asarray(idx, dtype=np.intp)
+    if unit_entry is not None:
+        _readonly(*unit_entry)
     _readonly(y, X, w, ucode, tcode, d, g, cl, grp, row_index)
     return ValidatedPanel(
         y=y,
@@ -974,6 +984,8 @@ def validate_panel(
         roles={k: v for k, v in roles.items() if v},
         notes=tuple(notes),
         sorted_by_unit_time=is_sorted,  # a subset of sorted rows stays sorted (unit codes keep their order)
+        unit_entry=None if unit_entry is None else unit_entry[0],
+        unit_has_untreated=None if unit_entry is None else unit_entry[1],
     )
 
 

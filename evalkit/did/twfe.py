@@ -164,9 +164,12 @@ def twfe(
         notes.append(f"cluster=None: standard errors clustered on the unit ({unit!r}).")
     conv = build_conventions("Two-way fixed effects DiD (OLS" + (", weighted)" if weights else ")"), vr,
                              level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=tuple(notes))
-    present = np.zeros(int(vp.unit.max()) + 1, dtype=bool)
-    present[vp.unit[vp.treatment == 1]] = True
-    treated_units = int(present.sum())
+    if vp.unit_entry is not None:
+        treated_units = int(np.count_nonzero(vp.unit_entry < vp.n_periods))
+    else:
+        present = np.zeros(int(vp.unit.max()) + 1, dtype=bool)
+        present[vp.unit[vp.treatment == 1]] = True
+        treated_units = int(present.sum())
     return DiDResult(table, vr.vcov, conv, sample_info(vp, treated_units), {"_context": ctx, **extra})
 
 
@@ -249,6 +252,10 @@ def _staggered(vp) -> bool:
     """
     if vp.unit is None or vp.treatment is None:
         return False
+    if getattr(vp, "unit_entry", None) is not None:
+        # absorbing treatment: a unit with an untreated row and a treated one switched at its entry
+        starts = vp.unit_entry[vp.unit_has_untreated & (vp.unit_entry < vp.n_periods)]
+        return bool(starts.size and starts.min() != starts.max())
     on = vp.treatment == 1
     t_on = vp.time[on]
     if t_on.size == 0:

@@ -145,8 +145,13 @@ class LinearFit:
 def _nested(fe_codes: np.ndarray, cluster: np.ndarray) -> bool:
     """True when every level of the fixed effect lies in a single cluster."""
     size = int(fe_codes.max()) + 1
+    if size < np.count_nonzero(np.bincount(cluster[:: max(1, cluster.size // 65536)])):
+        return False  # nested levels number at least the clusters they fill (a strided sample's are a lower bound)
     owner = np.empty(size, dtype=cluster.dtype)
     owner[fe_codes] = cluster  # one cluster per level, if nested (last write wins otherwise)
+    step = max(1, fe_codes.size // 65536)
+    if not np.array_equal(owner.take(fe_codes[::step]), cluster[::step]):
+        return False  # cheap rejection on a strided sample before the full pass
     return bool(np.array_equal(owner.take(fe_codes), cluster))
 
 
