@@ -269,8 +269,10 @@ def att_gt(
         warnings.warn("att_gt: " + "; ".join(skipped[:5]) + (f"; ... ({len(skipped)} in all)" if len(skipped) > 5 else ""),
                       EvalkitWarning, stacklevel=2)
         notes.extend(skipped)
-    if not rows:
-        raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units).")
+    if not rows or all(r[6] for r in rows):  # only universal-base reference cells (fixed at 0) left
+        raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units "
+                        "observed in the cell's period and its base period). Check the cohort coding, or use "
+                        "control='notyet' when there are no never-treated units.")
 
     if ucl is None and V is not None:
         S = psi

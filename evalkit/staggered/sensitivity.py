@@ -1,7 +1,7 @@
 """Rambachan & Roth (2023) sensitivity of event-study conclusions to parallel-trends violations."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import combinations
 
@@ -210,7 +210,10 @@ def _rm_box(R_bytes: bytes, k: int, alpha: float, ratio: float) -> tuple[float, 
 # --------------------------------------------------------------------------------------------------
 # Delta^RM(Mbar): ARP (Andrews, Roth & Pakes 2023) conditional / conditional-least-favourable hybrid
 # test inverted over theta, one test per polyhedron of the union (as R HonestDiD's
-# computeConditionalCS_DeltaRM with postPeriodMomentsOnly = TRUE).
+# computeConditionalCS_DeltaRM with postPeriodMomentsOnly = TRUE). With a single post period HonestDiD
+# ignores that option (all moments, full-size second stage); evalkit keeps the post-period moments
+# there too: also a valid test, intervals differ slightly (mpdta, Mbar = 1: [-0.0738, 0.0384] vs a
+# port of HonestDiD's one-post branch [-0.0735, 0.0379]).
 # --------------------------------------------------------------------------------------------------
 _ARP_MAX_POST = 8  # vertex enumeration over C(2 n_post, n_post) bases: 12,870 at 8 post periods
 _ARP_SIMS = 10_000
@@ -240,8 +243,16 @@ def _rm_polyhedra(n_pre: int, n_post: int, mbar: float) -> list[np.ndarray]:
 
 
 def _dual_vertices(W: np.ndarray) -> np.ndarray:
-    """Vertices of the dual feasible set ``{gamma >= 0, W'gamma = e_1}`` (rows), by enumerating bases."""
+    """Vertices of the dual feasible set ``{gamma >= 0, W'gamma = e_1}`` (rows), by enumerating bases.
+
+    Columns are scaled to unit size first (the first, ``sd``, is in the outcome's units, the
+    nuisance columns are unitless), so that the tolerances below do not depend on the units of
+    the outcome: with ``W~ = W diag(s)``, ``W~'g = e_1`` iff ``W'(s_1 g) = e_1``.
+    """
     m, q = W.shape
+    s = np.abs(W).max(axis=0)
+    s = np.where(s > 0, s, 1.0)
+    W = W / s
     combos = np.array(list(combinations(range(m), q)), dtype=int)
     WB = W[combos]  # (C, q, q): rows of W in the basis
     scale = np.prod(np.linalg.norm(WB, axis=2), axis=1)
@@ -253,7 +264,7 @@ def _dual_vertices(W: np.ndarray) -> np.ndarray:
     feas = (g >= -1e-10).all(axis=1)
     G = np.zeros((int(feas.sum()), m))
     np.put_along_axis(G, combos[feas], np.clip(g[feas], 0.0, None), axis=1)
-    return G
+    return G / s[0]
 
 
 def _arp_component(A: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, draws: np.ndarray,
@@ -455,6 +466,9 @@ def honest_bounds(betahat, sigma, num_pre: int, *, method: str = "relative_magni
         l_vec = np.asarray(target, float).ravel()
         if l_vec.size != n_post:
             raise SpecificationError(f"target as a vector needs {n_post} entries (one per post period); got {l_vec.size}.")
+        if not np.isfinite(l_vec).all() or not np.any(l_vec != 0):
+            raise SpecificationError(f"target as a vector must be finite and not all zero (theta = l'tau_post); got "
+                                     f"{l_vec.tolist()}.")
     alpha = 1 - level
     theta = float(l_vec @ beta[n_pre:])
     sd = float(np.sqrt(l_vec @ sig[n_pre:, n_pre:] @ l_vec))
@@ -552,7 +566,7 @@ def _from_result(res):
     e = et[idx].astype(int)
     order = np.argsort(e)
     idx, e = idx[order], e[order]
-    ref = int(res.extra.get("reference", -1)) if hasattr(res, "extra") else -1
+    ref = _reference_event_time(res, fr, et)
     pre, post = e[e < ref], e[e > ref]
     if pre.size == 0 or post.size == 0:
         raise SpecificationError("honest_sensitivity needs at least one pre-period (e < reference) and one post-period "
@@ -560,7 +574,18 @@ def _from_result(res):
     if not (np.array_equal(pre, np.arange(pre.min(), ref)) and np.array_equal(post, np.arange(ref + 1, post.max() + 1))):
         raise SpecificationError(f"Event times must be consecutive around the reference {ref}; got {e.tolist()}.")
     V = np.asarray(res.vcov)[np.ix_(idx, idx)]
-    return fr["estimate"].to_numpy(float)[idx], V, int(pre.size)
+    return fr["estimate"].to_numpy(float)[idx], V, int(pre.size), ref, post
+
+
+def _reference_event_time(res, fr: pd.DataFrame, et: np.ndarray) -> int:
+    """The omitted event time: recorded by the estimator, else the table's fixed-at-0 row, else -1."""
+    extra = getattr(res, "extra", None) or {}
+    if "reference" in extra:
+        return int(extra["reference"])
+    fixed = np.isfinite(et) & fr["std_error"].isna().to_numpy() & (fr["estimate"].to_numpy(float) == 0)
+    if np.count_nonzero(fixed) == 1:  # e.g. att_gt(base_period="universal", anticipation=a): -1 - a
+        return int(et[fixed][0])
+    return -1
 
 
 def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude", M=None,
@@ -580,7 +605,11 @@ def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude"
         Grid of :math:`\bar M` (default ``0, 0.5, 1, 1.5, 2``) or :math:`M` (default six values
         from 0 to the standard error of the target).
     target : {"first post", "average post"} or array, default="first post"
-        :math:`l` in :math:`\theta = l'\tau_{post}`.
+        :math:`l` in :math:`\theta = l'\tau_{post}`. "Post" means the event times after the
+        reference (the omitted period, read from the result: ``-1``, or ``-1 - anticipation`` for
+        ``att_gt(..., anticipation=a)``, or ``event_study(reference=r)``), as in HonestDiD; with an
+        earlier reference they include anticipation periods before 0. The first note of the
+        result names the reference and the event times ``l`` weights.
     level : float, default=0.95
     rm_method : {"hybrid", "conditional", "projection"}, default="hybrid"
         Relative magnitudes only. ``"hybrid"``: the conditional-least-favourable (C-LF) test of
@@ -646,6 +675,12 @@ def honest_sensitivity(event_study_result, *, method: str = "relative_magnitude"
       :math:`\kappa = \sum_u|\sum_{t\ge u}l_t|` — valid but wider; at :math:`\bar M = 0` it is the
       original interval.
     """
-    beta, V, n_pre = _from_result(event_study_result)
-    return honest_bounds(beta, V, n_pre, method=method, M=M, target=target, level=level, rm_method=rm_method,
-                         n_grid=n_grid, n_sims=n_sims, seed=seed)
+    beta, V, n_pre, ref, post = _from_result(event_study_result)
+    res = honest_bounds(beta, V, n_pre, method=method, M=M, target=target, level=level, rm_method=rm_method,
+                        n_grid=n_grid, n_sims=n_sims, seed=seed)
+    on = [int(e) for e, w in zip(post, res.l_vec) if w != 0]
+    note = (f"Reference event time {ref} (delta = 0 there); {n_pre} pre and {post.size} post coefficients "
+            f"(e = {int(post[0])}..{int(post[-1])}); theta = l'tau_post puts weight on e = {on}"
+            + (" (event times after the reference but before 0 count as post: anticipation)" if post[0] < 0 else "")
+            + ".")
+    return replace(res, notes=(note,) + tuple(res.notes))

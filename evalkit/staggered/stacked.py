@@ -201,7 +201,7 @@ def stacked_did(
         notes.append(msg.replace("stacked_did: c", "C"))
     if not included:
         raise DataError(f"stacked_did: every cohort was trimmed ({'; '.join(trimmed)}). Shorten the window "
-                        f"(currently ({lo}, {hi})) or use control='notyet'.")
+                        f"(currently ({lo}, {hi}))" + (" or use control='notyet'." if control == "never" else "."))
 
     # ---- build the stack (vectorised per sub-experiment) ----
     r_idx, s_idx, e_val, d_val = [], [], [], []

@@ -240,3 +240,16 @@ def test_dynamic_window_and_balance():
     bal = res.aggregate("dynamic", balance_e=1).event_frame()
     # cohorts observed >= 1 period after entry: 3, 4, 5 (last period 6); e runs to balance_e
     assert bal["event_time"].max() == 1
+
+
+def test_only_reference_cells_left_is_a_clear_error():
+    """No never-treated units with control='never' and a universal base: every cell but the
+    reference cells (fixed at 0) is skipped; att_gt says so instead of failing later in aggregate."""
+    rng = np.random.default_rng(4)
+    n, T = 40, 6
+    df = pd.DataFrame({"id": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n)})
+    df["g"] = np.where(df["id"] < n // 2, 3, 5)
+    df["y"] = rng.normal(size=len(df))
+    with pytest.raises(ek.errors.DataError, match="no ATT\\(g,t\\) cell could be estimated"):
+        ek.staggered.att_gt(df, outcome="y", unit="id", time="t", cohort="g", control="never",
+                            base_period="universal", n_boot=0)

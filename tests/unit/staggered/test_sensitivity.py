@@ -91,3 +91,24 @@ def test_from_results_and_errors():
         ek.staggered.honest_sensitivity(sa, method="bogus")
     with pytest.raises(SpecificationError, match="entries"):
         ek.staggered.honest_bounds(np.zeros(4), np.eye(4), 2, target=[1.0])
+
+
+def test_reference_read_from_result_and_reported():
+    """The omitted event time comes from the result (anticipation shifts it); the note names it."""
+    m = ek.datasets.load_mpdta()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = ek.staggered.att_gt(m, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                                base_period="universal", anticipation=1, n_boot=0).aggregate("dynamic")
+    r = ek.staggered.honest_sensitivity(a, M=[0.0], rm_method="projection")
+    fr = a.to_frame().set_index("event_time")
+    assert r.estimate == pytest.approx(float(fr.loc[-1, "estimate"]), abs=1e-15)  # first after the reference -2
+    assert r.notes[0].startswith("Reference event time -2") and "e = [-1]" in r.notes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = ek.staggered.att_gt(m, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                                base_period="universal", n_boot=0).aggregate("dynamic")
+    r0 = ek.staggered.honest_sensitivity(u, M=[0.0], target="average post", rm_method="projection")
+    assert r0.notes[0].startswith("Reference event time -1") and "e = [0, 1, 2, 3]" in r0.notes[0]
+    with pytest.raises(SpecificationError, match="not all zero"):
+        ek.staggered.honest_sensitivity(u, target=[0, 0, 0, 0])

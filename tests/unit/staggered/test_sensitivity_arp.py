@@ -172,3 +172,24 @@ def test_truncnorm_ppf_matches_scipy():
     for p in (0.95, 0.9548, 0.5, 0.01):
         np.testing.assert_allclose(S._truncnorm_ppf(p, a, b), stats.truncnorm.ppf(p, a, b), atol=1e-10)
     assert S._truncnorm_ppf(0.95, np.array([2.0]), np.array([2.0]))[0] == 2.0  # point mass (scipy: nan)
+
+
+@pytest.mark.parametrize("rm_method", ["hybrid", "conditional"])
+def test_intervals_scale_with_the_outcome_units(rm_method):
+    """(c beta, c^2 Sigma) gives c times the interval: the dual-vertex enumeration is unit-free.
+
+    Before the fix, the sd column (outcome units) and the unitless nuisance columns shared one
+    determinant tolerance: dollars-scale SEs dropped valid vertices (intervals of +-inf or a crash).
+    """
+    rng = np.random.default_rng(0)
+    k, n_pre = 11, 4
+    B = rng.normal(size=(k, k))
+    sig = B @ B.T / k
+    beta = rng.normal(0, 1, k) + np.r_[np.zeros(n_pre), np.linspace(1, 3, k - n_pre)]
+    ref = ek.staggered.honest_bounds(beta, sig, n_pre, M=[1.0], target="average post",
+                                     rm_method=rm_method).to_frame()[["conf_low", "conf_high"]].to_numpy()
+    assert np.isfinite(ref).all()
+    for c in (1e-5, 30.0, 1e5):
+        got = ek.staggered.honest_bounds(beta * c, sig * c * c, n_pre, M=[1.0], target="average post",
+                                         rm_method=rm_method).to_frame()[["conf_low", "conf_high"]].to_numpy()
+        np.testing.assert_allclose(got / c, ref, rtol=1e-6)

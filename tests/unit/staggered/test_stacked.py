@@ -134,12 +134,13 @@ def test_other_errors():
         _fit(df, weights="population")
     with pytest.raises(SpecificationError):
         _fit(df, control="last")
-    with pytest.raises(DataError, match="every cohort was trimmed"):
+    with pytest.raises(DataError, match="every cohort was trimmed") as err:
         _fit(df, window=(-6, 4))
+    assert "control='notyet'" not in str(err.value)  # already the setting: not suggested
     df2 = df.copy()
     df2["org"] = np.arange(len(df2)) % 7
     with pytest.raises(DataError, match="varies within unit"):
         _fit(df2, cluster="org")
     never_free = df[df.g != 0]
-    with pytest.raises(DataError, match="every cohort was trimmed"):
+    with pytest.raises(DataError, match="every cohort was trimmed.*control='notyet'"):
         _fit(never_free, control="never")
