@@ -543,6 +543,11 @@ def _band(table, stats: _IFStats, coef, N, n_boot, boot_weights, rng, level, row
     """Simultaneous band: the row path's multiplier bootstrap of cluster sums (clustered), else Gaussian."""
     from ..staggered.results import _bands
 
+    if n_boot <= 0 or rows.size == 0:  # no band: no draws, so no factor of M (its eigendecomposition) is needed
+        table = table.copy()
+        table["conf_low_simul"] = np.nan
+        table["conf_high_simul"] = np.nan
+        return table, float("nan")
     F = stats.factor() @ coef
     if stats.Z is not None:
         return _bands(table, F, N, n_boot, boot_weights, rng, level, rows)

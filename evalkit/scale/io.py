@@ -100,6 +100,11 @@ def qident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def is_float_type(sql_type: str) -> bool:
+    """Whether a DuckDB column type can hold NaN and +-inf (which the data contract counts as missing)."""
+    return str(sql_type).upper() in ("FLOAT", "DOUBLE", "REAL", "FLOAT4", "FLOAT8")
+
+
 def _literal(v) -> str:
     if v is None:
         return "NULL"
@@ -335,21 +340,23 @@ def _read_duckdb(files, fmt, unit, time, aggs, keep, grain, encode, where, valid
     if validate:
         # one scan: NULL counts of the keys and of the aggregated columns
         value_cols = list(dict.fromkeys([unit, time] + [a.column for a in aggs if a.column is not None]))
-        exprs = ["count(*)"] + [f"count(*) - count({q(c)})" for c in value_cols]
-        exprs += [f"sum(CASE WHEN isinf(TRY_CAST({q(c)} AS DOUBLE)) THEN 1 ELSE 0 END)" for c in value_cols
-                  if any(k in types[c].upper() for k in ("DOUBLE", "FLOAT"))]
+        # NULL, and NaN / +-inf in floating-point columns (NaN is not NULL in Parquet written by DuckDB, Spark, Polars)
+        infl = [c for c in value_cols if is_float_type(types[c])]
+
+        def bad_expr(c: str) -> str:
+            return f"{q(c)} IS NULL" + (f" OR isnan({q(c)}) OR isinf({q(c)})" if c in infl else "")
+
+        # one scan, bad rows counted with FILTER: a WHERE isnan(..) would be pushed into the Parquet reader,
+        # whose row-group statistics leave NaN out (row groups holding NaN would be skipped)
+        any_bad = " OR ".join(f"({bad_expr(c)})" for c in value_cols)
+        exprs = ["count(*)", f"count(*) FILTER (WHERE {any_bad})"] + [f"count(*) FILTER (WHERE {bad_expr(c)})" for c in value_cols]
         row = con.execute(f"SELECT {', '.join(exprs)} FROM {lines}").fetchone()
         n_src = int(row[0])
         if n_src == 0:
             raise DataError("`data` has no rows.")
-        counts = {c: int(v) for c, v in zip(value_cols, row[1:1 + len(value_cols)]) if v}
-        infl = [c for c in value_cols if any(k in types[c].upper() for k in ("DOUBLE", "FLOAT"))]
-        for c, v in zip(infl, row[1 + len(value_cols):]):
-            if v:
-                counts[c] = counts.get(c, 0) + int(v)
+        counts = {c: int(v) for c, v in zip(value_cols, row[2:]) if v}
         if counts:
-            bad = " OR ".join(f"{q(c)} IS NULL" + (f" OR isinf({q(c)})" if c in infl else "") for c in counts)
-            n_bad = int(con.execute(f"SELECT count(*) FROM {lines} WHERE {bad}").fetchone()[0])
+            n_bad = int(row[1])
             key_bad = {c: k for c, k in counts.items() if c in (unit, time)}
             if not dropna or len(key_bad) != len(counts):
                 if not dropna:
@@ -446,8 +453,8 @@ def _read_pyarrow(files, fmt, unit, time, aggs, keep, grain, encode, where, vali
         for c in value_cols:
             col = tab[c]
             m = pc.is_null(col)
-            if pa.types.is_floating(col.type):
-                m = pc.or_(m, pc.fill_null(pc.is_inf(col), False))
+            if pa.types.is_floating(col.type):  # NaN (not null in Arrow) and +-inf count as missing
+                m = pc.or_(m, pc.fill_null(pc.or_(pc.is_inf(col), pc.is_nan(col)), False))
             k = pc.sum(m.cast(pa.int64())).as_py() or 0
             if k:
                 counts[c] = k
@@ -532,8 +539,9 @@ def check_panel_source(con, relation: str, *, columns: Sequence[str], roles: Map
     """The cheap conditions of :func:`evalkit.data.validate_panel`, evaluated in DuckDB.
 
     ``relation`` is a SQL table expression. Raises :class:`~evalkit.errors.DataError` with the
-    messages of ``validate_panel`` for missing columns, missing values (counts per column) and
-    duplicate (unit, time) rows. Returns the number of rows.
+    messages of ``validate_panel`` for missing columns, missing values (counts per column: NULL,
+    and NaN or +-inf in floating-point columns, as ``validate_panel`` counts them) and duplicate
+    (unit, time) rows. Returns the number of rows.
     """
     q = qident
     for role, names in roles.items():
@@ -541,15 +549,23 @@ def check_panel_source(con, relation: str, *, columns: Sequence[str], roles: Map
             if c not in columns:
                 raise _missing_column_error(c, role, list(columns))
     used = list(dict.fromkeys(c for names in roles.values() for c in names))
-    row = con.execute(f"SELECT count(*), {', '.join(f'count(*) - count({q(c)})' for c in used)} FROM {relation}").fetchone()
+    desc = con.execute(f"DESCRIBE SELECT {', '.join(q(c) for c in used)} FROM {relation}").fetchall()
+    flt = {r[0] for r in desc if is_float_type(r[1])}
+
+    def bad_expr(c: str) -> str:
+        return f"{q(c)} IS NULL" + (f" OR isnan({q(c)}) OR isinf({q(c)})" if c in flt else "")
+
+    # one scan, bad rows counted with FILTER: a WHERE isnan(..) would be pushed into the Parquet reader,
+    # whose row-group statistics leave NaN out (row groups holding NaN would be skipped)
+    any_bad = " OR ".join(f"({bad_expr(c)})" for c in used)
+    exprs = [f"count(*) FILTER (WHERE {any_bad})"] + [f"count(*) FILTER (WHERE {bad_expr(c)})" for c in used]
+    row = con.execute(f"SELECT count(*), {', '.join(exprs)} FROM {relation}").fetchone()
     n = int(row[0])
     if n == 0:
         raise DataError("`data` has no rows.")
-    counts = {c: int(k) for c, k in zip(used, row[1:]) if k}
+    counts = {c: int(k) for c, k in zip(used, row[2:]) if k}
     if counts and not dropna:
-        bad = " OR ".join(f"{q(c)} IS NULL" for c in counts)
-        n_bad = int(con.execute(f"SELECT count(*) FROM {relation} WHERE {bad}").fetchone()[0])
-        raise _missing_error(counts, n_bad, n)
+        raise _missing_error(counts, int(row[1]), n)
     if unit is not None:
         dup = con.execute(
             f"SELECT sum(k)::BIGINT, list({q(unit)} ORDER BY {q(unit)}, {q(time)})[1:3], list({q(time)} ORDER BY {q(unit)}, {q(time)})[1:3] FROM "

@@ -133,3 +133,31 @@ def test_duckdb_cells_contract_errors(tmp_path):
         ek.scale.twfe_cells(str(tmp_path / "bad.parquet"), **kw)
     with pytest.raises(DataError, match=r"Column 'cost' \(the outcome\) not found"):
         ek.scale.twfe_cells(str(tmp_path / "bad.parquet"), **{**kw, "outcome": "cost"})
+
+
+# ---- the DuckDB (and Spark) builders refuse what ek.did.twfe refuses, with its messages ---------------------------
+
+CONTRACT = dict(outcome="spending", unit="member_id", time="t", treatment="aqc", cluster="org_id")
+
+
+def _row_error(frame) -> str:
+    with pytest.raises(DataError) as ref, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ek.did.twfe(frame, **CONTRACT)
+    return str(ref.value)
+
+
+def test_duckdb_nan_outcome_written_by_duckdb(tmp_path):
+    """NaN (not NULL) outcome: the DuckDB TWFE builder returned a NaN estimate."""
+    frame = ek.datasets.simulate_aqc(seed=7, churn=True, n_members=600).data[list(CONTRACT.values())]
+    path = tmp_path / "nan.parquet"
+    con = duckdb.connect()
+    con.register("x", frame)
+    con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN row_number() OVER () = 4 THEN 'NaN'::DOUBLE ELSE spending END
+                    AS spending) FROM x) TO '{path}' (FORMAT parquet)""")
+    msg = _row_error(pd.read_parquet(path))
+    assert msg.startswith("Missing (or infinite) values in 1 of ")
+    with pytest.raises(DataError) as got:
+        ek.scale.twfe(str(path), **CONTRACT)
+    assert str(got.value) == msg
+

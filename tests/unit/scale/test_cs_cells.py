@@ -272,3 +272,59 @@ def test_duckdb_dates_and_in_memory_frame(tmp_path):
         res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(source, engine=engine, **kw), n_boot=0)
         assert res.extra["cells"].engine == "duckdb"
         _assert_same(ref, res, kinds=("simple", "dynamic"))
+
+
+# ---- review fixes: non-finite values, precision, DataFrame columns, time zones ----------------------------------
+
+
+def _nonfinite_files(mpdta, tmp_path):
+    """mpdta with one bad outcome: +inf written by pandas, NaN (not NULL) written by DuckDB; a -inf cluster."""
+    import duckdb
+
+    row = mpdta.index[(mpdta["first.treat"] == 2004) & (mpdta["year"] == 2004)][0]
+    inf = tmp_path / "inf.parquet"
+    mpdta.assign(lemp=mpdta["lemp"].where(mpdta.index != row, np.inf)).to_parquet(inf)
+    nan = tmp_path / "nan.parquet"
+    con = duckdb.connect()
+    con.register("m", mpdta.assign(bad=mpdta.index == row))
+    con.execute(f"""COPY (SELECT * EXCLUDE (bad) REPLACE (CASE WHEN bad THEN 'NaN'::DOUBLE ELSE lemp END AS lemp) FROM m)
+                    TO '{nan}' (FORMAT parquet)""")
+    infcl = tmp_path / "infcl.parquet"
+    mpdta.assign(state=mpdta["state"].astype(float).where(mpdta["countyreal"] != mpdta["countyreal"].iloc[0], -np.inf)
+                 ).to_parquet(infcl)
+    return {"inf outcome": (inf, None), "NaN outcome": (nan, None), "NaN outcome, clustered": (nan, "state"),
+            "-inf cluster": (infcl, "state")}
+
+
+@pytest.mark.parametrize("case", ["inf outcome", "NaN outcome", "NaN outcome, clustered", "-inf cluster"])
+def test_duckdb_refuses_nan_and_inf_like_the_row_path(mpdta, tmp_path, case):
+    """Were accepted: ATT(g,t) inf/NaN silently (clustered) or LinAlgError in the band (unit level, even n_boot=0)."""
+    path, cluster = _nonfinite_files(mpdta, tmp_path)[case]
+    frame = pd.read_parquet(path)
+    with pytest.raises(DataError) as ref:
+        ek.staggered.att_gt(frame, cluster=cluster, n_boot=0, **MPDTA)
+    assert str(ref.value).startswith("Missing (or infinite) values in ")
+    for source in (str(path), frame):  # Parquet, and the frame registered with DuckDB
+        with pytest.raises(DataError) as got:
+            ek.scale.att_gt_cells(source, cluster=cluster, engine="duckdb", **MPDTA)
+        assert str(got.value) == str(ref.value)
+        with pytest.raises(DataError) as got:  # the dispatcher does not fall back on a data error
+            ek.scale.att_gt(source, cluster=cluster, engine="duckdb", n_boot=0, **MPDTA)
+        assert str(got.value) == str(ref.value)
+
+
+def test_no_bootstrap_needs_no_factorisation(mpdta, monkeypatch):
+    """n_boot=0: no band, so the eigendecomposition of the IF second moments is never computed."""
+    from evalkit.scale.cs_cells import _IFStats
+
+    cells = ek.scale.att_gt_cells(mpdta, **MPDTA)
+
+    def boom(self):
+        raise AssertionError("factor() called with n_boot=0")
+
+    monkeypatch.setattr(_IFStats, "factor", boom)
+    res = ek.scale.att_gt_from_cells(cells, n_boot=0)
+    for kind in KINDS:
+        assert np.isnan(res.aggregate(kind).table["conf_low_simul"]).all()
+    assert np.isnan(res.extra["crit_value"]) and np.isnan(res.table["conf_low_simul"]).all()
+

@@ -165,3 +165,40 @@ def test_check_panel_source_duplicates_message(tmp_path):
         check_panel_source(con, "p", columns=cols, roles={"unit": ["m"], "time": ["t"]}, unit="m", time="t")
     with pytest.raises(DataError, match=r"Column 'z' \(the outcome\) not found in data\."):
         check_panel_source(con, "p", columns=cols, roles={"outcome": ["z"]}, unit="m", time="t")
+
+
+def test_check_panel_source_counts_nan_and_inf_like_validate_panel(tmp_path):
+    """NaN is not NULL in Parquet written by DuckDB/Spark/Polars; NaN and +-inf count as missing, per column."""
+    from evalkit.scale import check_panel_source
+
+    con = duckdb.connect()
+    path = tmp_path / "p.parquet"
+    con.execute(f"""COPY (SELECT * FROM (VALUES ('a', 1, 'NaN'::DOUBLE, 1.0::FLOAT), ('a', 2, 2.0, 1.0), ('b', 1, 'inf'::DOUBLE, 2.0),
+                                              ('b', 2, 4.0, '-inf'::FLOAT), ('c', 1, NULL, 3.0)) AS v(m, t, y, c))
+                    TO '{path}' (FORMAT parquet)""")
+    rel = f"read_parquet('{path}')"
+    cols = ["m", "t", "y", "c"]
+    frame = pd.read_parquet(path)  # the row path's message on the same rows
+    with pytest.raises(DataError) as ref:
+        ek.data.validate_panel(frame, outcome="y", unit="m", time="t", cluster="c")
+    with pytest.raises(DataError, match=r"Missing \(or infinite\) values in 4 of 5 rows \('y': 3, 'c': 1\)") as got:
+        check_panel_source(con, rel, columns=cols, roles={"outcome": ["y"], "unit": ["m"], "time": ["t"], "cluster": ["c"]},
+                           unit="m", time="t")
+    assert str(got.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pyarrow"])
+def test_read_claims_counts_nan_amounts(tmp_path, engine):
+    df = _claims(n=300)
+    tab = pa.Table.from_pandas(df, preserve_index=False)
+    allowed = tab["allowed"].to_numpy().copy()
+    allowed[[4, 9]] = np.nan  # NaN values (not nulls) in the file
+    tab = tab.set_column(tab.schema.get_field_index("allowed"), "allowed", pa.array(allowed, from_pandas=False))
+    import pyarrow.parquet as pq
+
+    pq.write_table(tab, tmp_path / "c.parquet")
+    assert pq.read_table(tmp_path / "c.parquet")["allowed"].null_count == 0
+    with pytest.raises(DataError, match=r"Missing \(or infinite\) values in 2 of 300 rows \('allowed': 2\)"):
+        ek.scale.read_claims(tmp_path / "c.parquet", unit="member_id", time="service_date", aggregate={"s": "sum:allowed"},
+                             engine=engine)
+
