@@ -11,6 +11,10 @@ and its influence function (IF) is linear in the unit's outcome vector, so:
 * unit-level standard errors (``cluster=None``) need, in addition, the per-stratum centred
   Gram matrix :math:`\tilde Q_s = \sum_{i \in s} (y_i - \bar y_s)(y_i - \bar y_s)'` (:math:`T \times T`).
 
+Every statistic is built from each unit's outcomes net of the unit's own mean over its observed
+periods: the estimator uses only within-unit differences, so this is exact, and it keeps sums of
+units with very different outcome levels from cancelling (``docs/scale_cs_cells.md`` §3).
+
 The aggregations (simple/group/dynamic/calendar) of R ``did::aggte`` are linear in the cell IFs
 and in the cohort indicators (the IF of the estimated weights :math:`\hat P(G=g)`), so their
 standard errors are exact from the same statistics. The derivation, the conditions and the
@@ -61,13 +65,18 @@ class CsCells:
     n : numpy.ndarray
         ``(S,)`` units per stratum.
     sum_y : numpy.ndarray
-        ``(S, T)`` outcome sums (0 where not observed).
+        ``(S, T)`` sums of the unit-centred outcomes :math:`y_{it} - \\bar y_i` (:math:`\\bar y_i` the
+        unit's mean over its observed periods; 0 where not observed). The estimator uses only
+        within-unit differences :math:`y_{it} - y_{ib}`, in which the unit mean cancels; centring
+        keeps differences of these sums accurate when outcome levels differ hugely between units.
+        Stratum means of the outcome itself are therefore not recoverable from the statistics.
     gram : numpy.ndarray or None
-        ``(S, T, T)`` centred cross-products :math:`\\sum_i (y_i - \\bar y_s)(y_i - \\bar y_s)'`
-        (unit-level standard errors); ``None`` when built for clustered standard errors.
+        ``(S, T, T)`` centred cross-products :math:`\\sum_i (\\tilde y_i - \\bar{\\tilde y}_s)(\\tilde y_i - \\bar{\\tilde y}_s)'`
+        of the unit-centred outcomes (unit-level standard errors); ``None`` when built for clustered
+        standard errors.
     cl_cluster, cl_stratum, cl_n, cl_sum_y : numpy.ndarray or None
         Cluster × stratum cells (clustered standard errors): cluster code, stratum, units and
-        ``(K, T)`` outcome sums; ``None`` without a cluster.
+        ``(K, T)`` sums of the unit-centred outcomes; ``None`` without a cluster.
     n_clusters : int or None
     n_units, n_obs, n_input_rows : int
     time_axis : TimeAxis
@@ -158,8 +167,14 @@ def _cells_from_panel(p, names: dict, clustered: bool, engine: str = "numpy") ->
         ucl_raw = _unit_constant(p.cluster[:, 0], u, N, names["cluster"], "the cluster")
         ucl = pd.factorize(ucl_raw.astype(float))[0].astype(np.int64)  # the row path's cluster order
     balanced = p.is_balanced
+    # Each unit's outcomes net of its own mean over its observed periods. Exact: every quantity the
+    # estimator uses is a within-unit difference y_it - y_ib over periods the unit is observed in (a
+    # per-unit constant cancels), and it keeps large level differences between units out of the
+    # sums, so that differences of sums (S_t - S_b, Q_tt - Q_tb - Q_bt + Q_bb) do not cancel.
+    n_obs_u = np.bincount(u, minlength=N)
+    umean = np.bincount(u, weights=y, minlength=N) / np.maximum(n_obs_u, 1)
     Y = np.zeros((N, T))
-    Y[u, tt] = y
+    Y[u, tt] = y - umean[u]
     if balanced:
         pat = np.zeros(N, np.int64)
     else:
@@ -251,9 +266,11 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
         con.register("__ek_cs_gmap", pd.DataFrame({"g": gvals, "gc": gc.astype(np.int64)}))
         c_sel = ", min(c) AS c, max(c) AS c_max" if clustered else ""
         wide = ", ".join(f"sum(y) FILTER (WHERE tc = {k}) AS y{k}" for k in range(T))
+        # ym: the unit's mean over its observed periods; the statistics are built from y - ym (see _cells_from_panel)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE __ek_cs_units AS
-            SELECT u, bit_or((1::BIGINT) << tc) AS pat, count(*) AS nrow, min(gc) AS gc, max(gc) AS gc_max{c_sel}, {wide}
+            SELECT u, bit_or((1::BIGINT) << tc) AS pat, count(*) AS nrow, min(gc) AS gc, max(gc) AS gc_max{c_sel},
+                   avg(y) AS ym, {wide}
             FROM (SELECT s.{u} AS u, m.tc, s.{y}::DOUBLE AS y, coalesce(gm.gc, -1) AS gc
                          {', s.' + q(names['cluster']) + ' AS c' if clustered else ''}
                   FROM {rel} s JOIN __ek_cs_tmap m ON s.{t} = m.t LEFT JOIN __ek_cs_gmap gm ON s.{g} = gm.g)
@@ -289,7 +306,7 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
             CREATE OR REPLACE TEMP TABLE __ek_cs_strata AS
             SELECT gc, pat, (row_number() OVER (ORDER BY gc, pat)) - 1 AS sc
             FROM (SELECT DISTINCT gc, pat FROM __ek_cs_units)""")
-        sums = ", ".join(f"coalesce(sum(y{k}), 0) AS s{k}" for k in range(T))
+        sums = ", ".join(f"coalesce(sum(y{k} - ym), 0) AS s{k}" for k in range(T))
         st = con.execute(f"""
             SELECT sc, any_value(gc) AS gc, any_value(pat) AS pat, count(*) AS n, {sums}
             FROM __ek_cs_units JOIN __ek_cs_strata USING (gc, pat) GROUP BY sc ORDER BY sc""").df()
@@ -307,7 +324,7 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
             for k in range(T):
                 means[f"m{k}"] = sum_y[:, k] / n
             con.register("__ek_cs_means", means)
-            prods = ", ".join(f"coalesce(sum((y{a} - m{a}) * (y{b} - m{b})), 0) AS q{a}_{b}"
+            prods = ", ".join(f"coalesce(sum((y{a} - ym - m{a}) * (y{b} - ym - m{b})), 0) AS q{a}_{b}"
                               for a in range(T) for b in range(a, T))
             qdf = con.execute(f"""
                 SELECT sc, {prods} FROM __ek_cs_units JOIN __ek_cs_strata USING (gc, pat) JOIN __ek_cs_means USING (sc)
@@ -317,7 +334,7 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
                 for b in range(a, T):
                     gram[:, a, b] = gram[:, b, a] = qdf[f"q{a}_{b}"].to_numpy(float)
         else:
-            csum = ", ".join(f"coalesce(sum(y{k}), 0) AS s{k}" for k in range(T))
+            csum = ", ".join(f"coalesce(sum(y{k} - ym), 0) AS s{k}" for k in range(T))
             cdf = con.execute(f"""
                 WITH cc AS (SELECT c, (row_number() OVER (ORDER BY min(u))) - 1 AS cc FROM __ek_cs_units GROUP BY c)
                 SELECT cc.cc, sc, count(*) AS n, {csum}

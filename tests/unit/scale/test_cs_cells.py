@@ -328,3 +328,29 @@ def test_no_bootstrap_needs_no_factorisation(mpdta, monkeypatch):
         assert np.isnan(res.aggregate(kind).table["conf_low_simul"]).all()
     assert np.isnan(res.extra["crit_value"]) and np.isnan(res.table["conf_low_simul"]).all()
 
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+@pytest.mark.parametrize("cluster", [None, "state"])
+def test_large_per_unit_level_shifts_keep_full_precision(mpdta, engine, cluster, tmp_path):
+    """Outcome levels that differ by ~1e7 between units, changes of ~0.1 within: the statistics are built from
+    each unit's outcomes net of its own mean, so differences of sums do not cancel (were 1e-2 off at unit level)."""
+    rng = np.random.default_rng(3)
+    shift = rng.normal(0.0, 1e7, size=int(mpdta["countyreal"].max()) + 1)
+    df = mpdta.assign(y=mpdta["lemp"] + shift[mpdta["countyreal"].to_numpy()])
+    kw = dict(MPDTA, outcome="y", cluster=cluster)
+    if engine == "duckdb":
+        df.to_parquet(tmp_path / "shift.parquet")
+        source = str(tmp_path / "shift.parquet")
+    else:
+        source = df
+    for control, base_period in [("never", "varying"), ("notyet", "universal")]:
+        ref = _rows(df, control=control, base_period=base_period, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(source, engine=engine, **kw), control=control,
+                                             base_period=base_period, n_boot=0)
+        _assert_same(ref, res)
+        # the shift itself does not change the result (up to the rounding of lemp + 1e7-sized shifts, ~2e-9)
+        plain = _rows(mpdta, control=control, base_period=base_period, cluster=cluster, **MPDTA)
+        np.testing.assert_allclose(res.table["estimate"], plain.table["estimate"], rtol=0, atol=1e-8)
+
