@@ -151,14 +151,15 @@ def twfe_cells(
 
     Parameters
     ----------
-    data : pandas.DataFrame, ClaimsPanel, or path/glob of Parquet files
+    data : pandas.DataFrame, ClaimsPanel, path/glob of Parquet files, or SQL query
         Member-period rows. A DataFrame is validated with :func:`evalkit.data.validate_panel` and
         compressed in numpy; a Parquet path is compressed inside DuckDB (only the five columns are
         read; the data contract's cheap checks run in SQL).
     outcome, unit, time, treatment, cluster : str
         Column roles as in :func:`evalkit.did.twfe`; ``cluster`` must be constant within unit.
     engine : {"auto", "numpy", "duckdb"}, default="auto"
-        ``"auto"``: numpy for in-memory frames, DuckDB for files.
+        ``"auto"``: numpy for in-memory frames, DuckDB for files and queries. ``"duckdb"`` on a
+        DataFrame registers only the five columns with DuckDB.
 
     Raises
     ------
@@ -183,35 +184,32 @@ def twfe_cells(
 
 
 def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
-    from .io import _expand, _format_of, check_panel_source, duckdb_connect, qident as q, source_sql
+    from .io import check_panel_source, duckdb_connect, panel_relation, qident as q
 
     con = duckdb_connect(connection)
-    if isinstance(source, str) and source.strip().lower().startswith(("select ", "from ")):
-        rel = f"({source})"
-    else:
-        files = _expand(source)
-        rel = source_sql(files, _format_of(files, None))
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
     roles = {k: (v,) for k, v in names.items()}
-    check_panel_source(con, rel, columns=cols, roles=roles, unit=names["unit"], time=names["time"])
-    u, t, y, d, c = (q(names[k]) for k in ("unit", "time", "outcome", "treatment", "cluster"))
-    bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {d}::DOUBLE NOT IN (0, 1)").fetchone()[0]
-    if bad:
-        raise DataError(f"Column {names['treatment']!r} (the treatment) must be 0/1 (treated and post); found other "
-                        f"values in {int(bad)} rows. Recode it as 0/1 or boolean.")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE __ek_rows AS
-        WITH src AS (SELECT {u} AS u, {t} AS t, {y}::DOUBLE AS y, {d}::DOUBLE AS d, {c} AS c FROM {rel}),
-             per AS (SELECT t, (row_number() OVER (ORDER BY t)) - 1 AS tc FROM (SELECT DISTINCT t FROM src)),
-             cl AS (SELECT c, (row_number() OVER (ORDER BY c)) - 1 AS gc FROM (SELECT DISTINCT c FROM src))
-        SELECT src.u, per.tc, src.y, src.d, cl.gc FROM src JOIN per USING (t) JOIN cl USING (c)""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE __ek_units AS
-        SELECT u, list(tc ORDER BY tc) AS pat, list(tc ORDER BY tc) FILTER (WHERE d = 1) AS trt,
-               min(gc) AS gc, count(DISTINCT gc) AS ncl FROM __ek_rows GROUP BY u""")
-    n_units, n_multi = con.execute("SELECT count(*), count(*) FILTER (WHERE ncl > 1) FROM __ek_units").fetchone()
-    T, G, N = con.execute("SELECT max(tc) + 1, max(gc) + 1, count(*) FROM __ek_rows").fetchone()
+    # only the five columns; zoned timestamps as wall-clock time (not the session's zone); Periods as ordinals
+    src = panel_relation(con, source, roles, view="__ek_tw_df")
+    rel = src.sql
     try:
+        check_panel_source(con, rel, columns=src.columns, roles=roles, unit=names["unit"], time=names["time"])
+        u, t, y, d, c = (q(names[k]) for k in ("unit", "time", "outcome", "treatment", "cluster"))
+        bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {d}::DOUBLE NOT IN (0, 1)").fetchone()[0]
+        if bad:
+            raise DataError(f"Column {names['treatment']!r} (the treatment) must be 0/1 (treated and post); found other "
+                            f"values in {int(bad)} rows. Recode it as 0/1 or boolean.")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __ek_rows AS
+            WITH src AS (SELECT {u} AS u, {t} AS t, {y}::DOUBLE AS y, {d}::DOUBLE AS d, {c} AS c FROM {rel}),
+                 per AS (SELECT t, (row_number() OVER (ORDER BY t)) - 1 AS tc FROM (SELECT DISTINCT t FROM src)),
+                 cl AS (SELECT c, (row_number() OVER (ORDER BY c)) - 1 AS gc FROM (SELECT DISTINCT c FROM src))
+            SELECT src.u, per.tc, src.y, src.d, cl.gc FROM src JOIN per USING (t) JOIN cl USING (c)""")
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE __ek_units AS
+            SELECT u, list(tc ORDER BY tc) AS pat, list(tc ORDER BY tc) FILTER (WHERE d = 1) AS trt,
+                   min(gc) AS gc, count(DISTINCT gc) AS ncl FROM __ek_rows GROUP BY u""")
+        n_units, n_multi = con.execute("SELECT count(*), count(*) FILTER (WHERE ncl > 1) FROM __ek_units").fetchone()
+        T, G, N = con.execute("SELECT max(tc) + 1, max(gc) + 1, count(*) FROM __ek_rows").fetchone()
         if n_multi:
             raise NotCompressible(f"the cluster varies within unit for {n_multi} units: unit effects do not drop out of "
                                   f"the cluster scores")
@@ -231,6 +229,7 @@ def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
     finally:
         for tbl in ("__ek_rows", "__ek_units", "__ek_strata"):
             con.execute(f"DROP TABLE IF EXISTS {tbl}")
+        src.close(con)
     for col in ("cluster", "stratum", "period", "n"):
         cells[col] = cells[col].astype(np.int64)
     return TwfeCells(cells, int(N), int(n_units), int(T), S, int(G), int(N) == int(n_units) * int(T), names, "duckdb")
@@ -405,8 +404,9 @@ def twfe(
         if isinstance(data, ClaimsPanel):
             data = data.data
         else:
-            data = _read_rows(data, [outcome, unit, time, treatment, *( [cluster] if cluster else []), *covariates,
-                                     *([weights] if weights else [])], connection)
+            data = _read_rows(data, {"outcome": [outcome], "unit": [unit], "time": [time], "treatment": [treatment],
+                                     "cluster": [cluster] if cluster else [], "covariate": covariates,
+                                     "weights": [weights] if weights else []}, connection)
     res = did.twfe(data, outcome=outcome, unit=unit, time=time, treatment=treatment, cluster=cluster,
                    covariates=covariates, weights=weights, vcov=vcov, ssc=ssc, level=level, **row_kwargs)
     conv = res.conventions
@@ -414,11 +414,14 @@ def twfe(
     return res
 
 
-def _read_rows(source, columns: Sequence[str], connection) -> pd.DataFrame:
-    from .io import _expand, _format_of, duckdb_connect, qident, source_sql
+def _read_rows(source, roles: dict, connection) -> pd.DataFrame:
+    """The role columns of a file/glob or SQL query as a pandas frame, for the row-level fallback.
+
+    Read through :func:`evalkit.scale.io.panel_relation`: zoned timestamps arrive as the wall-clock
+    time of their zone, which is what the row path's ``validate_panel`` reads from a tz-aware column.
+    """
+    from .io import duckdb_connect, panel_relation
 
     con = duckdb_connect(connection)
-    files = _expand(source)
-    rel = source_sql(files, _format_of(files, None))
-    cols = ", ".join(qident(c) for c in dict.fromkeys(columns))
-    return con.execute(f"SELECT {cols} FROM {rel}").df()
+    src = panel_relation(con, source, roles)
+    return con.execute(f"SELECT * FROM {src.sql}").df()

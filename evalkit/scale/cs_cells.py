@@ -226,40 +226,30 @@ def _cells_from_panel(p, names: dict, clustered: bool, engine: str = "numpy") ->
 
 def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
     from ..data.schema import _cohort_codes, _time_axis
-    from .io import _expand, _format_of, check_panel_source, duckdb_connect, qident as q, source_sql
+    from .io import check_panel_source, duckdb_connect, panel_relation, qident as q
 
     con = duckdb_connect(connection)
-    if isinstance(source, pd.DataFrame):
-        view = "__ek_cs_df"
-        con.register(view, source)
-        rel = view
-    elif isinstance(source, str) and source.strip().lower().startswith(("select ", "from ")):
-        view, rel = None, f"({source})"
-    else:
-        view = None
-        files = _expand(source)
-        rel = source_sql(files, _format_of(files, None))
+    roles = {"outcome": (names["outcome"],), "unit": (names["unit"],), "time": (names["time"],)}
+    if clustered:
+        roles["cluster"] = (names["cluster"],)
+    # only the role columns; zoned timestamps as wall-clock time (not the session's zone); Periods as ordinals
+    src = panel_relation(con, source, {**roles, "cohort": (names["cohort"],)}, view="__ek_cs_df")
+    rel = src.sql
     tmp = ["__ek_cs_units", "__ek_cs_strata"]
     try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
-        roles = {"outcome": (names["outcome"],), "unit": (names["unit"],), "time": (names["time"],)}
-        if clustered:
-            roles["cluster"] = (names["cluster"],)
-        if names["cohort"] not in cols:
-            from .io import _missing_column_error
-
-            raise _missing_column_error(names["cohort"], "cohort", cols)
+        cols = src.columns
         # missing values here; duplicate (unit, time) rows are counted in the per-unit pass below
         n_input = check_panel_source(con, rel, columns=cols, roles=roles, unit=None, time=names["time"])
         u, t, y, g = (q(names[k]) for k in ("unit", "time", "outcome", "cohort"))
         # time axis and cohort codes from the distinct values, with validate_panel's own rules
         tvals = con.execute(f"SELECT DISTINCT {t} AS t FROM {rel}").df()["t"]
-        tcode, axis = _time_axis(tvals, names["time"])
+        tcode, axis = _time_axis(src.restore(names["time"], tvals), names["time"])
         T = axis.n_periods
         if T > _MAX_T_SQL:
             raise NotCompressible(f"{T} periods: the DuckDB path keys enrollment patterns on 62-bit masks")
         gvals = con.execute(f"SELECT DISTINCT {g} AS g FROM {rel} WHERE {g} IS NOT NULL").df()["g"]
-        gcode, late = _cohort_codes(gvals, names["cohort"], axis) if len(gvals) else (np.zeros(0), np.zeros(0, bool))
+        gcode, late = (_cohort_codes(src.restore(names["cohort"], gvals), names["cohort"], axis) if len(gvals)
+                       else (np.zeros(0), np.zeros(0, bool)))
         con.register("__ek_cs_tmap", pd.DataFrame({"t": tvals, "tc": tcode.astype(np.int64)}))
         # -1 = never treated; 0 = treated in or before the first period (dropped below, as validate_panel does)
         gc = np.where(np.isfinite(gcode), np.maximum(gcode, 0.0), -1.0)
@@ -346,12 +336,12 @@ def _cells_duckdb(source, names: dict, clustered: bool, connection) -> CsCells:
     finally:
         for tbl in tmp:
             con.execute(f"DROP TABLE IF EXISTS {tbl}")
-        for v in ("__ek_cs_tmap", "__ek_cs_gmap", "__ek_cs_means", view):
-            if v is not None:
-                try:
-                    con.unregister(v)
-                except Exception:  # noqa: BLE001 - not registered
-                    pass
+        for v in ("__ek_cs_tmap", "__ek_cs_gmap", "__ek_cs_means"):
+            try:
+                con.unregister(v)
+            except Exception:  # noqa: BLE001 - not registered
+                pass
+        src.close(con)
     return CsCells(cohort=coh, observed=observed, n=n, sum_y=sum_y, gram=gram, **cl, n_units=N, n_obs=n_obs,
                    n_input_rows=int(n_input), time_axis=axis, names=names, engine="duckdb", dropped=tuple(dropped))
 
@@ -876,13 +866,9 @@ def att_gt(
         if isinstance(data, ClaimsPanel):
             data = data.data
         else:
-            cols = [outcome, unit, time, cohort, *clusters, *covariates, *([weights] if weights else [])]
-            if isinstance(data, str) and data.strip().lower().startswith(("select ", "from ")):
-                from .io import duckdb_connect
-
-                data = duckdb_connect(connection).execute(data).df()[list(dict.fromkeys(cols))]
-            else:
-                data = _read_rows(data, cols, connection)
+            data = _read_rows(data, {"outcome": [outcome], "unit": [unit], "time": [time], "cohort": [cohort],
+                                     "cluster": clusters, "covariate": covariates,
+                                     "weights": [weights] if weights else []}, connection)
     res = staggered.att_gt(data, outcome=outcome, unit=unit, time=time, cohort=cohort, control=control, method=method,
                            covariates=covariates, anticipation=anticipation, base_period=base_period, cluster=cluster,
                            weights=weights, level=level, n_boot=n_boot, boot_weights=boot_weights, seed=seed,

@@ -19,7 +19,8 @@ import pandas as pd
 from .._validation import check_columns_arg, check_option
 from ..errors import DataError, SpecificationError
 
-__all__ = ["read_claims", "ClaimsPanel", "AGGREGATES", "check_panel_source", "duckdb_connect", "source_sql"]
+__all__ = ["read_claims", "ClaimsPanel", "AGGREGATES", "check_panel_source", "duckdb_connect", "source_sql",
+           "panel_relation", "PanelRelation"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +79,24 @@ class ClaimsPanel:
 
 
 def duckdb_connect(connection=None, *, threads: int | None = None, memory_limit: str | None = None):
-    """An in-memory DuckDB connection (or the one given), configured for out-of-core work."""
+    """An in-memory DuckDB connection (or the one given), configured for out-of-core work.
+
+    A connection made here uses ``TimeZone = 'UTC'`` (DuckDB's default is the machine's local zone),
+    so nothing evalkit computes depends on where it runs. A connection passed in keeps its settings:
+    the builders convert zoned timestamps to wall-clock time explicitly (:func:`panel_relation`).
+    """
     try:
         import duckdb
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError("evalkit.scale needs duckdb: pip install 'evalkit[scale]' (or pip install duckdb pyarrow).") from exc
-    con = connection if connection is not None else duckdb.connect(":memory:")
+    if connection is not None:
+        con = connection
+    else:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone = 'UTC'")  # needs the ICU extension (bundled in the pip wheels)
+        except duckdb.Error:  # pragma: no cover - a build without ICU has no time zones: always UTC
+            pass
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit is not None:
@@ -103,6 +116,80 @@ def qident(name: str) -> str:
 def is_float_type(sql_type: str) -> bool:
     """Whether a DuckDB column type can hold NaN and +-inf (which the data contract counts as missing)."""
     return str(sql_type).upper() in ("FLOAT", "DOUBLE", "REAL", "FLOAT4", "FLOAT8")
+
+
+def is_zoned_type(sql_type: str) -> bool:
+    """A DuckDB ``TIMESTAMP WITH TIME ZONE`` (an instant; shown in the session's time zone)."""
+    t = str(sql_type).upper()
+    return t in ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+
+
+def _offset_minutes(zone: str) -> int | None:
+    """Minutes east of UTC of a fixed-offset zone written ``+HH:MM`` / ``-HH:MM`` (pyarrow's spelling)."""
+    z = str(zone)
+    if len(z) == 6 and z[0] in "+-" and z[3] == ":" and z[1:3].isdigit() and z[4:].isdigit():
+        m = int(z[1:3]) * 60 + int(z[4:])
+        return m if z[0] == "+" else -m
+    return None
+
+
+def wall_time_sql(expr: str, zone: str = "UTC") -> str:
+    """SQL turning a zoned timestamp (an instant) into the naive wall-clock time in ``zone``.
+
+    Explicit, so that the result does not depend on the session's ``TimeZone`` setting: pandas
+    (the row path) sees a zoned column in the zone it was written with (``UTC`` when unknown).
+    """
+    off = _offset_minutes(zone)
+    if off is not None:
+        return f"(timezone('UTC', {expr}) + INTERVAL ({off}) MINUTE)"
+    return f"timezone('{_sql_str(zone)}', {expr})"
+
+
+def instant_sql(expr: str, zone: str = "UTC") -> str:
+    """The inverse of :func:`wall_time_sql`: a naive wall-clock time in ``zone`` as an instant."""
+    off = _offset_minutes(zone)
+    if off is not None:
+        return f"timezone('UTC', {expr} - INTERVAL ({off}) MINUTE)"
+    return f"timezone('{_sql_str(zone)}', {expr})"
+
+
+def parquet_time_zones(files: Sequence[str], columns: Sequence[str]) -> dict[str, str]:
+    """The time zone each zoned timestamp column was written with, from the Parquet (Arrow) schema.
+
+    pandas writes a tz-aware column with its zone in the file's Arrow schema and reads it back in
+    that zone; DuckDB keeps only the instant. Columns not found (or pyarrow missing): absent (UTC).
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is part of the scale extra
+        return {}
+    want = set(columns)
+    zones: dict[str, str] = {}
+    for f in files:
+        if not want or os.path.splitext(f)[1].lower() not in (".parquet", ".pq"):
+            continue
+        try:
+            schema = pq.read_schema(f)
+        except Exception:  # noqa: BLE001, S112 - unreadable here: DuckDB reports it with its own message
+            continue
+        for c in list(want):
+            if c in schema.names:
+                t = schema.field(c).type
+                if pa.types.is_timestamp(t) and t.tz:
+                    zones[c] = str(t.tz)
+                want.discard(c)
+    return zones
+
+
+def _check_zone(con, zone: str, column: str, role: str) -> None:
+    if _offset_minutes(zone) is not None or zone.upper() in ("UTC", "ETC/UTC"):
+        return
+    try:
+        con.execute("SELECT " + wall_time_sql("TIMESTAMPTZ '2000-01-01 00:00:00+00'", zone)).fetchone()
+    except Exception as exc:  # duckdb.Error, without importing duckdb here
+        raise DataError(f"Column {column!r} (the {role}) holds timestamps in time zone {zone!r}, which DuckDB does not "
+                        f"know. Convert the column to UTC (or to naive dates) before writing the file.") from exc
 
 
 def _literal(v) -> str:
@@ -145,6 +232,11 @@ def _format_of(files: Sequence[str], fmt: str | None) -> str:
     if exts <= {".csv", ".gz", ".txt"}:
         return "csv"
     raise SpecificationError(f"Cannot tell the file format from the extensions {sorted(exts)}; pass format='parquet' or 'csv'.")
+
+
+def is_sql_query(source) -> bool:
+    """Whether ``source`` is a SQL query (rather than a path or glob)."""
+    return isinstance(source, str) and source.strip().lower().startswith(("select ", "from ", "with "))
 
 
 def source_sql(files: Sequence[str], fmt: str) -> str:
@@ -329,7 +421,16 @@ def _read_duckdb(files, fmt, unit, time, aggs, keep, grain, encode, where, valid
     q = qident
     filt = " AND ".join(f"{q(c)} = {_literal(v)}" for c, v in (where or {}).items())
     base_where = f"WHERE {filt}" if filt else ""
-    tcol = f"date_trunc('{grain}', {q(time)})" if grain else q(time)
+    # zoned timestamps: truncate in the wall-clock time of the zone the file records (not the session's)
+    zoned = [c for c in roles if is_zoned_type(types[c])]
+    zones = parquet_time_zones(files, zoned) if zoned else {}
+    for c in zoned:
+        zones.setdefault(c, "UTC")
+        _check_zone(con, zones[c], c, "time" if c == time else "column")
+    if grain and time in zones:
+        tcol = instant_sql(f"date_trunc('{grain}', {wall_time_sql(q(time), zones[time])})", zones[time])
+    else:
+        tcol = f"date_trunc('{grain}', {q(time)})" if grain else q(time)
     if grain and not any(k in types[time].upper() for k in ("DATE", "TIMESTAMP")):
         raise DataError(f"Column {time!r} (the time) has type {types[time]}; time_grain={grain!r} needs a date. "
                         f"Pass time_grain=None when it already holds periods.")
@@ -420,6 +521,11 @@ def _read_duckdb(files, fmt, unit, time, aggs, keep, grain, encode, where, valid
     df = con.execute(final).df()
     for c in enc:
         df[c] = df[c].astype(np.int64)
+    # zoned timestamps come back in the session's zone: show them in the file's zone (as pandas and pyarrow do)
+    src_of = {time: time, **{a.out: a.column for a in aggs}, **{c: c for c in keep}}
+    for c, src_col in src_of.items():
+        if c in df.columns and isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = df[c].dt.tz_convert(zones.get(src_col, "UTC"))
     if n_src is None:
         n_src = -1
     con.execute("DROP TABLE IF EXISTS __ek_mp")
@@ -531,6 +637,134 @@ def _read_pyarrow(files, fmt, unit, time, aggs, keep, grain, encode, where, vali
 
 
 # ----------------------------------------------------------------------------------------------
+# a member-period source as a DuckDB relation
+
+
+@dataclass(frozen=True)
+class PanelRelation:
+    """A member-period source as a DuckDB table expression holding only the columns of the roles.
+
+    Attributes
+    ----------
+    sql : str
+        A table expression (``(SELECT ... )`` or a registered view) with the used columns; zoned
+        timestamps are already naive wall-clock times in their zone (``zones``).
+    columns : list of str
+        All columns of the source (for the missing-column message).
+    types : dict
+        DuckDB type of each used column as ``sql`` returns it.
+    periods : dict
+        DataFrame ``Period`` columns passed to DuckDB as their ordinals: column -> frequency.
+    zones : dict
+        Zoned timestamp columns turned into wall-clock time: column -> zone.
+    view : str or None
+        The name the DataFrame was registered under (unregister with :meth:`close`).
+    """
+
+    sql: str
+    columns: list
+    types: dict
+    periods: dict
+    zones: dict
+    view: str | None
+
+    def restore(self, column: str, values: pd.Series) -> pd.Series:
+        """Values of ``column`` fetched from ``sql``, in the dtype the row path sees (Periods back from ordinals)."""
+        freq = self.periods.get(column)
+        if freq is None:
+            return values
+        ords = pd.array(values, dtype="Int64").to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
+        return pd.Series(pd.PeriodIndex.from_ordinals(ords, freq=freq), name=values.name)
+
+    def close(self, con) -> None:
+        if self.view is not None:
+            try:
+                con.unregister(self.view)
+            except Exception:  # noqa: BLE001, S110 - not registered
+                pass
+
+
+def _check_roles(roles: Mapping[str, Sequence[str]], columns: Sequence[str]) -> None:
+    for role, names in roles.items():
+        for c in names:
+            if c not in columns:
+                raise _missing_column_error(c, role, list(columns))
+
+
+def panel_relation(con, source, roles: Mapping[str, Sequence[str]], *, view: str = "__ek_panel_src") -> PanelRelation:
+    """The source (DataFrame, SQL query, Parquet/CSV path or glob) as a relation of the role columns only.
+
+    * A DataFrame is registered with only the columns the roles name (an unused column of a type
+      DuckDB cannot read, e.g. a pandas ``Period``, does not matter); ``Period`` role columns go in
+      as ordinals (:meth:`PanelRelation.restore` turns them back) and tz-aware ones as their
+      wall-clock time, which is what :func:`evalkit.data.validate_panel` reads. A column DuckDB
+      still cannot read raises :class:`~evalkit.scale.NotCompressible` (the dispatchers then
+      take the row path).
+    * ``TIMESTAMP WITH TIME ZONE`` columns of files and queries are converted explicitly to the
+      wall-clock time in the zone the Parquet file records for them (UTC when it records none),
+      so the result does not depend on the session's (or the machine's) time zone.
+
+    Raises :class:`~evalkit.errors.DataError` for a missing column (the row path's message).
+    """
+    used = list(dict.fromkeys(c for names in roles.values() for c in names))
+    role_of: dict[str, str] = {}
+    for role, names in roles.items():
+        for c in names:
+            role_of.setdefault(c, role)
+    q = qident
+    periods: dict = {}
+    zones: dict[str, str] = {}
+    if isinstance(source, pd.DataFrame):
+        columns = list(source.columns)
+        _check_roles(roles, columns)
+        dup = [c for c in source.columns[source.columns.duplicated()].unique() if c in used]
+        if dup:
+            raise DataError(f"Column names must be unique; duplicated: {dup}. Rename them.")
+        frame = {}
+        for c in used:
+            col = source[c]
+            if isinstance(col.dtype, pd.PeriodDtype):
+                periods[c] = col.dtype.freq
+                col = pd.Series(pd.arrays.IntegerArray(col.array.asi8.copy(), col.isna().to_numpy()), index=col.index)
+            elif isinstance(col.dtype, pd.DatetimeTZDtype):
+                col = col.dt.tz_localize(None)  # wall-clock time in the column's zone, as validate_panel reads it
+            frame[c] = col
+        try:
+            con.register(view, pd.DataFrame(frame))
+            desc = con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
+        except Exception as exc:  # duckdb.Error subclasses (NotImplementedException ...)
+            try:
+                con.unregister(view)
+            except Exception:  # noqa: BLE001, S110 - not registered
+                pass
+            from .cells import NotCompressible
+
+            kinds = ", ".join(f"{c!r}: {source[c].dtype}" for c in used)
+            raise NotCompressible(f"DuckDB cannot read the columns of the frame ({kinds}): {exc}") from exc
+        types = {r[0]: str(r[1]) for r in desc}
+        return PanelRelation(view, columns, types, periods, zones, view)
+    files = None
+    if is_sql_query(source):
+        base = f"({source})"
+    else:
+        files = _expand(source)
+        base = source_sql(files, _format_of(files, None))
+    desc = con.execute(f"DESCRIBE SELECT * FROM {base}").fetchall()
+    types_all = {r[0]: str(r[1]) for r in desc}
+    columns = list(types_all)
+    _check_roles(roles, columns)
+    zoned = [c for c in used if is_zoned_type(types_all[c])]
+    if zoned:
+        zones = parquet_time_zones(files, zoned) if files else {}
+        for c in zoned:
+            zones.setdefault(c, "UTC")
+            _check_zone(con, zones[c], c, role_of[c])
+    sel = ", ".join((f"{wall_time_sql(q(c), zones[c])} AS {q(c)}" if c in zones else q(c)) for c in used)
+    types = {c: ("TIMESTAMP" if c in zones else types_all[c]) for c in used}
+    return PanelRelation(f"(SELECT {sel} FROM {base})", columns, types, periods, zones, None)
+
+
+# ----------------------------------------------------------------------------------------------
 # data-contract checks on a member-period source, in SQL
 
 
@@ -544,10 +778,7 @@ def check_panel_source(con, relation: str, *, columns: Sequence[str], roles: Map
     (unit, time) rows. Returns the number of rows.
     """
     q = qident
-    for role, names in roles.items():
-        for c in names:
-            if c not in columns:
-                raise _missing_column_error(c, role, list(columns))
+    _check_roles(roles, columns)
     used = list(dict.fromkeys(c for names in roles.values() for c in names))
     desc = con.execute(f"DESCRIBE SELECT {', '.join(q(c) for c in used)} FROM {relation}").fetchall()
     flt = {r[0] for r in desc if is_float_type(r[1])}

@@ -161,3 +161,17 @@ def test_duckdb_nan_outcome_written_by_duckdb(tmp_path):
         ek.scale.twfe(str(path), **CONTRACT)
     assert str(got.value) == msg
 
+
+def test_duckdb_engine_on_a_frame_with_period_columns():
+    """engine='duckdb' on a DataFrame: only the five columns are registered; a Period time column goes in as ordinals."""
+    df = ek.datasets.simulate_aqc(seed=3, churn=True, n_members=1200).data  # Period columns 'quarter', 'entry_quarter'
+    for time in ("t", "quarter"):
+        kw = {**ROLES, "time": time}
+        ref = _rows(df, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cd = ek.scale.twfe_cells(df, engine="duckdb", **kw)
+            cn = ek.scale.twfe_cells(df, engine="numpy", **kw)
+            res = ek.scale.twfe_from_cells(cd)
+        assert cd.engine == "duckdb" and (cd.n_cells, cd.n_strata, cd.n_periods) == (cn.n_cells, cn.n_strata, cn.n_periods)
+        np.testing.assert_allclose([res.estimate, res.std_error], [ref.estimate, ref.std_error], rtol=RTOL)

@@ -354,3 +354,93 @@ def test_large_per_unit_level_shifts_keep_full_precision(mpdta, engine, cluster,
         plain = _rows(mpdta, control=control, base_period=base_period, cluster=cluster, **MPDTA)
         np.testing.assert_allclose(res.table["estimate"], plain.table["estimate"], rtol=0, atol=1e-8)
 
+
+def test_duckdb_engine_on_a_frame_reads_only_the_role_columns():
+    """simulate_aqc has pandas Period columns: DuckDB cannot read them, so they must not be registered unless used;
+    a Period role column goes in as ordinals and comes back as Periods (same time axis as the row path)."""
+    df = ek.datasets.simulate_aqc(seed=3, churn=False, n_members=1500).data
+    assert isinstance(df["quarter"].dtype, pd.PeriodDtype)
+    for time, cohort in [("t", "cohort_t"), ("quarter", "entry_quarter")]:
+        kw = dict(outcome="spending", unit="member_id", time=time, cohort=cohort, cluster="org_id")
+        ref = _rows(df, **kw)
+        cells = ek.scale.att_gt_cells(df, engine="duckdb", **kw)
+        assert cells.engine == "duckdb"
+        assert list(cells.time_axis.levels) == list(ref.extra["time_axis"].levels)
+        res = ek.scale.att_gt_from_cells(cells, n_boot=0)
+        _assert_same(ref, res, kinds=("simple", "dynamic"))
+        assert isinstance(_cells(df, engine="duckdb", **kw), ek.scale.CellATTgtResult)
+    with pytest.raises(DataError, match=r"Column 'spend' \(the outcome\) not found in data\. .*'quarter'"):
+        ek.scale.att_gt_cells(df, outcome="spend", unit="member_id", time="t", cohort="cohort_t", engine="duckdb")
+
+
+_TZ_SCRIPT = r"""
+import json, sys, warnings
+import evalkit as ek
+warnings.simplefilter("ignore")
+path, kind = sys.argv[1], sys.argv[2]
+if kind == "cs":
+    res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(path, outcome="lemp", unit="countyreal", time="date",
+                                                           cohort="gdate"), n_boot=0)
+    out = {"terms": list(res.table["term"]), "estimate": res.table["estimate"].tolist()}
+else:
+    c = ek.scale.twfe_cells(path, outcome="spending", unit="member_id", time="qdate", treatment="aqc", cluster="org_id")
+    r = ek.scale.twfe_from_cells(c)
+    out = {"n_periods": c.n_periods, "estimate": r.estimate}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Tokyo"])
+def test_zoned_timestamps_do_not_depend_on_the_machine_time_zone(mpdta, tmp_path, tz):
+    """TIMESTAMPTZ periods through DuckDB: were decoded in the session (= machine) zone — one year early under
+    America/New_York, a spurious DataError under Asia/Tokyo. Run in a subprocess with TZ set."""
+    import os
+
+    d = mpdta.assign(date=pd.to_datetime(mpdta["year"].astype(str) + "-01-01").dt.tz_localize("UTC"),
+                     gdate=pd.to_datetime(mpdta["first.treat"].replace(0, np.nan).astype("Int64").astype(str),
+                                          errors="coerce").dt.tz_localize("UTC"))
+    cs_path = tmp_path / "mpdta_tz.parquet"
+    d.to_parquet(cs_path)
+    aqc = ek.datasets.simulate_aqc(seed=4, churn=False, n_members=600).data
+    aqc = aqc.assign(qdate=aqc["quarter"].dt.start_time.dt.tz_localize("UTC"))
+    tw_path = tmp_path / "aqc_tz.parquet"
+    aqc[["member_id", "org_id", "qdate", "aqc", "spending"]].to_parquet(tw_path)
+    ref_cs = _rows(pd.read_parquet(cs_path), outcome="lemp", unit="countyreal", time="date", cohort="gdate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_tw = ek.did.twfe(pd.read_parquet(tw_path), outcome="spending", unit="member_id", time="qdate", treatment="aqc",
+                             cluster="org_id")
+    env = {**os.environ, "TZ": tz}
+    import json
+
+    outs = {}
+    for kind, path in [("cs", cs_path), ("twfe", tw_path)]:
+        run = subprocess.run([sys.executable, "-c", _TZ_SCRIPT, str(path), kind], capture_output=True, text=True,
+                             env=env, timeout=300, check=False)
+        assert run.returncode == 0, run.stderr[-2000:]
+        outs[kind] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outs["cs"]["terms"] == list(ref_cs.table["term"])
+    np.testing.assert_allclose(outs["cs"]["estimate"], ref_cs.table["estimate"].to_numpy(), rtol=RTOL)
+    assert outs["twfe"]["n_periods"] == 28
+    np.testing.assert_allclose(outs["twfe"]["estimate"], ref_tw.estimate, rtol=RTOL)
+
+
+def test_zoned_timestamps_in_their_own_zone_and_on_a_user_connection(mpdta, tmp_path):
+    """A column written in a local zone is read in that zone (as pandas reads it), on a connection whose TimeZone
+    is something else; a tz-aware DataFrame column on the DuckDB engine is read as its wall-clock time."""
+    import duckdb
+
+    zone = "America/Chicago"
+    d = mpdta.assign(date=pd.to_datetime(mpdta["year"].astype(str) + "-01-01").dt.tz_localize(zone),
+                     gdate=pd.to_datetime(mpdta["first.treat"].replace(0, np.nan).astype("Int64").astype(str),
+                                          errors="coerce").dt.tz_localize(zone))
+    path = tmp_path / "chicago.parquet"
+    d.to_parquet(path)
+    kw = dict(outcome="lemp", unit="countyreal", time="date", cohort="gdate", cluster="state")
+    ref = _rows(pd.read_parquet(path), **kw)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Asia/Tokyo'")
+    for source in (str(path), d):
+        res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(source, engine="duckdb", connection=con, **kw), n_boot=0)
+        _assert_same(ref, res, kinds=("simple", "dynamic"))
+    assert con.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "Asia/Tokyo"

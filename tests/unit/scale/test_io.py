@@ -202,3 +202,31 @@ def test_read_claims_counts_nan_amounts(tmp_path, engine):
         ek.scale.read_claims(tmp_path / "c.parquet", unit="member_id", time="service_date", aggregate={"s": "sum:allowed"},
                              engine=engine)
 
+
+def test_read_claims_zoned_dates_do_not_depend_on_the_session_time_zone(tmp_path):
+    """A tz-aware service date is truncated in its own zone (as pandas and pyarrow do), not DuckDB's session zone."""
+    df = _claims(n=2000)
+    df["service_date"] = (df["service_date"] + pd.to_timedelta(np.arange(len(df)) % 24, unit="h")).dt.tz_localize("UTC")
+    df.to_parquet(tmp_path / "z.parquet", index=False)
+    kw = dict(unit="member_id", time="service_date", time_grain="quarter", aggregate={"s": "sum:allowed"})
+    ref = ek.scale.read_claims(tmp_path / "z.parquet", engine="pyarrow", **kw).data
+    d = df.assign(q=df["service_date"].dt.tz_localize(None).dt.to_period("Q").dt.start_time)
+    expect = d.groupby(["member_id", "q"])["allowed"].sum()
+    np.testing.assert_allclose(ref["s"].to_numpy(), expect.to_numpy(), rtol=1e-12)
+    for tz in ["America/New_York", "Asia/Tokyo", None]:
+        con = duckdb.connect()
+        if tz:
+            con.execute(f"SET TimeZone = '{tz}'")
+        out = ek.scale.read_claims(tmp_path / "z.parquet", connection=con, **kw).data
+        assert str(out["service_date"].dt.tz) == "UTC", tz
+        np.testing.assert_array_equal(out["service_date"].to_numpy(), ref["service_date"].to_numpy())
+        np.testing.assert_allclose(out["s"].to_numpy(), ref["s"].to_numpy(), rtol=1e-12, err_msg=str(tz))
+
+
+def test_connections_made_here_use_utc():
+    from evalkit.scale.io import duckdb_connect
+
+    assert duckdb_connect().execute("SELECT current_setting('TimeZone')").fetchone()[0] == "UTC"
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Asia/Tokyo'")
+    assert duckdb_connect(con).execute("SELECT current_setting('TimeZone')").fetchone()[0] == "Asia/Tokyo"  # left alone
