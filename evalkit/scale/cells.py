@@ -154,7 +154,10 @@ def twfe_cells(
     data : pandas.DataFrame, ClaimsPanel, path/glob of Parquet files, or SQL query
         Member-period rows. A DataFrame is validated with :func:`evalkit.data.validate_panel` and
         compressed in numpy; a Parquet path is compressed inside DuckDB (only the five columns are
-        read; the data contract's cheap checks run in SQL).
+        read). In DuckDB the data contract of the row path is checked in SQL: missing values (NULL,
+        NaN, +-inf), duplicate unit-periods, the time axis (``validate_panel``'s rules, applied to
+        the distinct periods), a 0/1 treatment that never switches off, and the identification
+        checks (treated and untreated rows, a pre-period, a treatment not collinear with time).
     outcome, unit, time, treatment, cluster : str
         Column roles as in :func:`evalkit.did.twfe`; ``cluster`` must be constant within unit.
     engine : {"auto", "numpy", "duckdb"}, default="auto"
@@ -183,7 +186,52 @@ def twfe_cells(
     return TwfeCells(cells, vp.nobs, vp.n_units, vp.n_periods, S, G, vp.is_balanced, names, "numpy", vp.dropped)
 
 
+def _switch_off_error(treatment: str, unit: str, n_units: int, examples) -> DataError:
+    """validate_panel's message for a treatment that switches off within unit (DuckDB and Spark builders)."""
+    return DataError(
+        f"Column {treatment!r} (the treatment) switches off (1 then 0) for {int(n_units)} units (e.g. "
+        f"{unit}={list(examples)}): treatment must be absorbing. evalkit attributes by intent-to-treat at entry: "
+        f"keep the flag on after entry (or pass allow_exit=True where the design supports it)."
+    )
+
+
+def _check_treatment_cells(cells: pd.DataFrame, names: dict, levels) -> None:
+    """validate_panel's identification checks of the treatment, from the cells (DuckDB and Spark builders).
+
+    ``levels`` are the labels of the period codes (the time axis). A stratum's units share their
+    treated periods, so 'a unit with treated and untreated rows' is 'a stratum with cells of both'.
+    """
+    tr, un = names["treatment"], names["unit"]
+    n = cells["n"].to_numpy(dtype=np.float64)
+    d = cells["d"].to_numpy(dtype=np.float64)
+    on = float(n @ d)
+    if on == 0:
+        raise DataError(f"Column {tr!r} (the treatment): no treated observations (all 0). Check the "
+                        f"treatment flag (1 = treated and post).")
+    if on == n.sum():
+        raise DataError(f"Column {tr!r} (the treatment): no untreated observations - all rows are treated. "
+                        f"A DiD needs control units or pre-periods; include them.")
+    s = cells["stratum"].to_numpy()
+    S = int(s.max()) + 1
+    has_on = np.bincount(s, weights=(d == 1), minlength=S) > 0
+    has_off = np.bincount(s, weights=(d == 0), minlength=S) > 0
+    if not (has_on & has_off).any():
+        raise DataError(f"Column {tr!r} (the treatment): no pre-period - every treated unit is treated in "
+                        f"all its observed periods, so the effect is not identified from within-unit changes. "
+                        f"Include periods before entry.")
+    t = cells["period"].to_numpy()
+    T = int(t.max()) + 1
+    n_t = np.bincount(t, weights=n, minlength=T)
+    on_t = np.bincount(t, weights=n * d, minlength=T)
+    if np.all((on_t == 0) | (on_t == n_t)):
+        start = levels[int(np.flatnonzero(on_t > 0)[0])]
+        raise DataError(f"Column {tr!r} (the treatment): no untreated units - in every period all units "
+                        f"in {un!r} have the same treatment status (all treated from {start}), so treatment "
+                        f"is collinear with time. Include never-treated or not-yet-treated (comparison) units.")
+
+
 def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
+    from ..data.schema import _time_axis
     from .io import check_panel_source, duckdb_connect, panel_relation, qident as q
 
     con = duckdb_connect(connection)
@@ -194,6 +242,10 @@ def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
     try:
         check_panel_source(con, rel, columns=src.columns, roles=roles, unit=names["unit"], time=names["time"])
         u, t, y, d, c = (q(names[k]) for k in ("unit", "time", "outcome", "treatment", "cluster"))
+        # the time axis from the distinct values, with validate_panel's rules (integer periods, Periods or
+        # dates; a regular grid without empty periods); the period codes below are their sorted order
+        tvals = con.execute(f"SELECT DISTINCT {t} AS t FROM {rel}").df()["t"]
+        _, axis = _time_axis(src.restore(names["time"], tvals), names["time"])
         bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {d}::DOUBLE NOT IN (0, 1)").fetchone()[0]
         if bad:
             raise DataError(f"Column {names['treatment']!r} (the treatment) must be 0/1 (treated and post); found other "
@@ -207,7 +259,13 @@ def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE __ek_units AS
             SELECT u, list(tc ORDER BY tc) AS pat, list(tc ORDER BY tc) FILTER (WHERE d = 1) AS trt,
-                   min(gc) AS gc, count(DISTINCT gc) AS ncl FROM __ek_rows GROUP BY u""")
+                   min(gc) AS gc, count(DISTINCT gc) AS ncl,
+                   min(tc) FILTER (WHERE d = 1) AS on_first, max(tc) FILTER (WHERE d = 0) AS off_last
+            FROM __ek_rows GROUP BY u""")
+        # absorbing treatment, as validate_panel: no untreated period after a treated one
+        n_off, ex = con.execute("SELECT count(*), list(u ORDER BY u)[1:3] FROM __ek_units WHERE off_last > on_first").fetchone()
+        if n_off:
+            raise _switch_off_error(names["treatment"], names["unit"], n_off, ex)
         n_units, n_multi = con.execute("SELECT count(*), count(*) FILTER (WHERE ncl > 1) FROM __ek_units").fetchone()
         T, G, N = con.execute("SELECT max(tc) + 1, max(gc) + 1, count(*) FROM __ek_rows").fetchone()
         if n_multi:
@@ -232,6 +290,7 @@ def _cells_duckdb(source, names: dict, connection) -> TwfeCells:
         src.close(con)
     for col in ("cluster", "stratum", "period", "n"):
         cells[col] = cells[col].astype(np.int64)
+    _check_treatment_cells(cells, names, axis.levels)
     return TwfeCells(cells, int(N), int(n_units), int(T), S, int(G), int(N) == int(n_units) * int(T), names, "duckdb")
 
 

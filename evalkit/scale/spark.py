@@ -20,11 +20,13 @@ Plan (one shuffle of the rows):
 
 1. one scan: row count, missing values per column, non-0/1 treatment (the data contract's cheap checks);
 2. ``groupBy(unit)``: each unit's sorted observed periods and treated periods (its stratum key),
-   whether its cluster varies, and its (period, outcome, treatment, cluster) observations;
+   whether its cluster varies, whether its treatment switches off, and its (period, outcome,
+   treatment, cluster) observations;
 3. the observations are exploded and summed by (cluster, stratum key, period) -- partial
    aggregation before the shuffle, so only cell-sized data moves -- and the cells are cached;
-4. periods, clusters and strata are coded by dense rank over the cached cells, which are sorted and
-   collected.
+4. the distinct periods of the cached cells are checked with ``validate_panel``'s time-axis rules;
+5. periods, clusters and strata are coded by dense rank over the cached cells, which are sorted and
+   collected; the treatment's identification checks of ``validate_panel`` run on the cells.
 """
 from __future__ import annotations
 
@@ -36,7 +38,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, SpecificationError
-from .cells import NotCompressible, TwfeCells, twfe_from_cells
+from .cells import (
+    NotCompressible,
+    TwfeCells,
+    _check_treatment_cells,
+    _switch_off_error,
+    twfe_from_cells,
+)
 
 __all__ = ["twfe_cells_spark", "twfe_spark"]
 
@@ -126,6 +134,26 @@ def _duplicate_error(sdf, F, unit: str, time: str) -> DataError | None:
     )
 
 
+def _time_axis_spark(raw, dtype, name: str, F, T):
+    """validate_panel's time axis of the distinct periods (integer periods, dates; no gaps), or its DataError.
+
+    Spark timestamps are instants: they are read as their UTC wall-clock time (``unix_micros``), not
+    in the session's or the driver's time zone. Dates are taken as dates (pandas reads a Parquet
+    date column as objects, which the row path refuses; ``docs/scale_spark.md``).
+    """
+    from ..data.schema import _time_axis
+
+    tv = raw.select("t").distinct()
+    if isinstance(dtype, T.TimestampType):
+        micros = [r[0] for r in tv.select(F.unix_micros(F.col("t"))).collect()]
+        vals = pd.Series(pd.to_datetime(np.asarray(micros, dtype=np.int64), unit="us"))
+    elif isinstance(dtype, T.DateType):
+        vals = pd.Series(pd.to_datetime([r[0] for r in tv.collect()]))
+    else:
+        vals = _collect_pandas(tv, ["t"])["t"]
+    return _time_axis(vals, name)[1]
+
+
 def _collect_pandas(sdf, columns: Sequence[str]) -> pd.DataFrame:
     """The (small) cell table on the driver: Arrow batches when available, else plain rows."""
     to_arrow = getattr(sdf, "toArrow", None)  # pyspark >= 4.0; needs pyarrow on the driver
@@ -180,7 +208,10 @@ def twfe_cells_spark(
     ------
     DataError
         A missing column, missing/NaN/infinite values, duplicate (unit, time) rows, a non-0/1 or
-        non-numeric treatment, a non-numeric outcome, unreadable Parquet.
+        non-numeric treatment, a non-numeric outcome, unreadable Parquet; as
+        :func:`evalkit.did.twfe` on the rows: a time column that is not integer periods or dates
+        on a regular grid without empty periods, a treatment that switches off (1 then 0), no
+        treated or no untreated rows, no pre-period, a treatment collinear with time.
     NotCompressible
         The cluster varies within unit, or is the unit (or finer): the cells would not reproduce
         the row-level estimate (use :func:`evalkit.did.twfe` on the rows instead).
@@ -250,9 +281,12 @@ def twfe_cells_spark(
         (F.min("c") != F.max("c")).alias("multi"),
         F.count(F.lit(1)).alias("nr"),
         F.collect_list(F.struct("t", "y", "d", "c")).alias("obs"),
+        # absorbing treatment (as validate_panel): no untreated period after the first treated one
+        F.coalesce(F.max(F.when(F.col("d") == 0.0, F.col("t"))) > F.min(F.when(F.col("d") == 1.0, F.col("t"))),
+                   F.lit(False)).alias("off"),
     ).withColumn("dup", F.size(F.array_distinct("pat")) < F.col("nr"))
     # 3. cells keyed by raw values (partial aggregation before the shuffle); unit counts via pos == 0
-    ex = units.select("pat", "trt", "multi", "dup", F.posexplode("obs").alias("pos", "o"))
+    ex = units.select("pat", "trt", "multi", "dup", "off", F.posexplode("obs").alias("pos", "o"))
     first = F.col("pos") == 0
     raw = ex.groupBy(F.col("o.c").alias("c"), "pat", "trt", F.col("o.t").alias("t")).agg(
         F.count(F.lit(1)).alias("n"),
@@ -262,6 +296,7 @@ def twfe_cells_spark(
         count_if(first).alias("units"),
         count_if(first & F.col("multi")).alias("multi_units"),
         count_if(first & F.col("dup")).alias("dup_units"),
+        count_if(first & F.col("off")).alias("off_units"),
     )
     if storage_level is None:
         from pyspark import StorageLevel
@@ -270,12 +305,18 @@ def twfe_cells_spark(
     raw = raw.persist(storage_level)
     try:
         diag = raw.agg(F.sum("n").alias("N"), F.sum("units").alias("n_units"), F.sum("multi_units").alias("n_multi"),
-                       F.sum("dup_units").alias("n_dup"), F.countDistinct("c").alias("G")).collect()[0]
+                       F.sum("dup_units").alias("n_dup"), F.sum("off_units").alias("n_off"),
+                       F.countDistinct("c").alias("G")).collect()[0]
         if diag["n_dup"]:
             err = _duplicate_error(sdf, F, unit, time)
             raise err if err is not None else DataError(  # pragma: no cover - both detect the same rows
                 f"{int(diag['n_dup'])} units have more than one row in a period of {time!r}. Aggregate to one row per "
                 f"unit-period before estimating.")
+        # the time axis from the distinct periods (T values, from the cached cells), with validate_panel's rules
+        axis = _time_axis_spark(raw, fields[time], time, F, T)
+        if diag["n_off"]:
+            ex = [r["u"] for r in units.where(F.col("off")).select("u").orderBy("u").limit(3).collect()]
+            raise _switch_off_error(treatment, unit, int(diag["n_off"]), ex)
         N, n_units, n_multi, G = int(diag["N"]), int(diag["n_units"]), int(diag["n_multi"]), int(diag["G"])
         if n_multi:
             raise NotCompressible(f"the cluster varies within unit for {n_multi} units: unit effects do not drop out "
@@ -299,6 +340,7 @@ def twfe_cells_spark(
         cells[col] = cells[col].to_numpy().astype(np.int64)
     for col in ("sum_y", "sum_y2", "d"):
         cells[col] = cells[col].to_numpy().astype(np.float64)
+    _check_treatment_cells(cells, names, axis.levels)
     S = int(cells["stratum"].max()) + 1
     n_periods = int(cells["period"].max()) + 1
     logger.info("Spark: %d rows of %d units -> %d cells (%d clusters x %d strata x %d periods)", N, n_units, len(cells),

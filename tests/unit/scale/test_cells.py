@@ -140,11 +140,43 @@ def test_duckdb_cells_contract_errors(tmp_path):
 CONTRACT = dict(outcome="spending", unit="member_id", time="t", treatment="aqc", cluster="org_id")
 
 
+def contract_cases() -> dict:
+    """Panels that ek.did.twfe refuses (shared with test_spark.py)."""
+    base = ek.datasets.simulate_aqc(seed=7, churn=True, n_members=600).data[["member_id", "org_id", "t", "aqc", "spending"]]
+    base = base.assign(aqc=base["aqc"].astype(int)).reset_index(drop=True)
+    treated = base.loc[base["aqc"] == 1, "member_id"].unique()[:30]
+    last = base["t"].max()
+    cases = {
+        "switch-off": base.assign(aqc=base["aqc"].where(~(base["member_id"].isin(treated) & (base["t"] == last)), 0)),
+        "empty period": base[base["t"] != 15],
+        "fractional time": base.assign(t=base["t"] + 0.5 * (base["t"] == 10)),
+        "string time": base.assign(t="p" + base["t"].astype(str)),
+        "inf outcome": base.assign(spending=base["spending"].where(base.index != 3, np.inf)),
+        "never treated": base.assign(aqc=0),
+        "no pre-period": base.assign(aqc=base.groupby("member_id")["aqc"].transform("max")),
+        "treatment is time": base.assign(aqc=(base["t"] >= 10).astype(int)),
+    }
+    return cases
+
+
 def _row_error(frame) -> str:
     with pytest.raises(DataError) as ref, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ek.did.twfe(frame, **CONTRACT)
     return str(ref.value)
+
+
+@pytest.mark.parametrize("case", list(contract_cases()))
+def test_duckdb_cells_refuse_what_the_row_path_refuses(tmp_path, case):
+    frame = contract_cases()[case]
+    path = tmp_path / "bad.parquet"
+    frame.to_parquet(path, index=False)
+    msg = _row_error(pd.read_parquet(path))
+    for source in (str(path), frame):
+        with pytest.raises(DataError) as got, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ek.scale.twfe_cells(source, engine="duckdb", **CONTRACT)
+        assert str(got.value) == msg, source if isinstance(source, str) else "frame"
 
 
 def test_duckdb_nan_outcome_written_by_duckdb(tmp_path):

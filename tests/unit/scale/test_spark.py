@@ -201,3 +201,38 @@ def test_import_evalkit_scale_does_not_import_pyspark():
             "f = evalkit.scale.twfe_spark; assert 'pyspark' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_spark_refuses_what_the_row_path_refuses(spark, tmp_path):
+    """Were accepted by Spark: a treatment switching off, an empty period, non-integer or string periods, a never-
+    or always-treated panel... Each message is ek.did.twfe's on the same rows (and the DuckDB builder's)."""
+    from tests.unit.scale.test_cells import CONTRACT, contract_cases
+
+    for case, frame in contract_cases().items():
+        path = str(tmp_path / f"{case.replace(' ', '_')}.parquet")
+        frame.to_parquet(path, index=False)
+        with pytest.raises(DataError) as ref, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ek.did.twfe(pd.read_parquet(path), **CONTRACT)
+        with pytest.raises(DataError) as got:
+            ek.scale.twfe_cells_spark(spark.read.parquet(path), **CONTRACT)
+        assert str(got.value) == str(ref.value), case
+
+
+def test_spark_timestamps_do_not_depend_on_the_session_time_zone(spark, tmp_path):
+    """Timestamp periods are checked as their UTC wall-clock time, whatever spark.sql.session.timeZone says."""
+    df = ek.datasets.simulate_aqc(seed=4, churn=True, n_members=500).data
+    df = df.assign(qdate=df["quarter"].dt.start_time.dt.tz_localize("UTC"))[["member_id", "org_id", "qdate", "aqc", "spending"]]
+    path = str(tmp_path / "tz.parquet")
+    df.to_parquet(path, index=False)
+    kw = {**ROLES, "time": "qdate"}
+    ref = _rows(pd.read_parquet(path), **kw)
+    cd = ek.scale.twfe_cells(path, **kw)
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        cs = ek.scale.twfe_cells_spark(spark.read.parquet(path), **kw)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    _same_cells(cs, cd)
+    res = _from_cells(cs)
+    np.testing.assert_allclose([res.estimate, res.std_error], [ref.estimate, ref.std_error], rtol=RTOL)
