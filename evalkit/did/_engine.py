@@ -134,6 +134,7 @@ def fit_absorbed(y: np.ndarray, X: np.ndarray, names: tuple[str, ...], fe: Fixed
     fit = LinearFit(
         X=Xr, resid=resid, beta=beta, bread=bread, weights=w, names=tuple(names),
         n_fe_params=info.n_params, fe_sizes=fe.sizes if len(fe) else (), fe_codes=fe.codes, y=yr,
+        fe_rank_exact=info.rank is not None,
     )
     return fit, info, X
 
@@ -269,12 +270,28 @@ def infer(ctx: FitContext, vcov: str, *, small_sample: SmallSampleCorrection | N
             f"std_error and statistic are CR1 ({vr.description})",
             vr.df, vr.n_clusters, vr.cluster_names, vr.ssc, vr.K, vr.extra,
         )
+    extra["_vcov"] = vr  # how the standard errors were computed (type, clusters, ssc, K): derived results reuse it
     return table, vr, extra
+
+
+def fe_count_note(fe: FixedEffects, absorb_info: AbsorbInfo) -> str:
+    """The K convention when the fixed effects' parameter count is fixest's rather than their rank."""
+    if absorb_info.rank is not None or len(fe) < 2:
+        return ""
+    m = len(fe)
+    return (f"{m} fixed effects absorbed ({', '.join(fe.names)}): for CR1 (and the wild bootstrap's CR1 t statistic) K counts their "
+            f"parameters as R fixest does by default, sum of levels - {m - 1} = {absorb_info.n_params}, an upper bound "
+            f"on their rank when they overlap further (e.g. an effect constant within units, or org x year with unit "
+            f"and year effects); iid and HC1 use their exact rank when it can be computed, as lm with dummies "
+            f"(vcov_description states K).")
 
 
 def build_conventions(estimator: str, vr: VcovResult, *, level: float, weights: str | None, fe: FixedEffects,
                       absorb_info: AbsorbInfo, reference_period: str | None = None, seed=None,
                       notes: tuple[str, ...] = ()) -> Conventions:
+    note = fe_count_note(fe, absorb_info)
+    if note and note not in notes:
+        notes = tuple(notes) + (note,)
     df = vr.df
     if df is None:
         dist = "normal"

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from ..errors import EstimationError
 
-__all__ = ["FixedEffects", "absorb", "AbsorbInfo", "group_sums", "group_means"]
+__all__ = ["FixedEffects", "absorb", "AbsorbInfo", "group_sums", "group_means", "fe_rank"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,14 @@ class AbsorbInfo:
     """How the fixed effects were absorbed and how many parameters they use."""
 
     method: str  # "none" | "intercept" | "one-way" | "two-way exact" | "alternating projections"
-    n_params: int  # rank of the fixed-effect dummy matrix (including the intercept it replaces)
+    #: parameters of the fixed effects (including the intercept they replace): their exact rank on the
+    #: exact paths; with alternating projections R fixest's count, sum of levels - (number of effects - 1),
+    #: an upper bound on the rank (fixest's default, ``fixef.force_exact=FALSE``)
+    n_params: int
     iterations: int = 0
     converged: bool = True
+    #: exact rank of the fixed-effect dummies (with the intercept) when known, else None (see :func:`fe_rank`)
+    rank: int | None = None
 
 
 def group_sums(codes: np.ndarray, Z: np.ndarray, size: int, w: np.ndarray | None = None) -> np.ndarray:
@@ -235,6 +240,85 @@ def _fe_rank_generic(fe: FixedEffects) -> int:
     return sum(fe.sizes) - (len(fe) - 1)
 
 
+#: :func:`fe_rank` gives up (returns None) when the effects other than the largest have more levels
+#: than this in total (a dense symmetric eigenproblem of that size).
+MAX_RANK_DENSE = SMALL_FE
+
+
+def fe_rank(fe: FixedEffects, max_dense: int | None = None) -> int | None:
+    """Exact rank of the fixed-effect dummy matrix ``[D_1 ... D_m]`` (it spans the intercept).
+
+    * one effect: its number of levels;
+    * two effects: levels of both minus the connected components of their bipartite graph (exact,
+      combinatorial);
+    * three or more: the number of levels of the largest effect plus the rank of the Schur complement
+      of its (diagonal) block in the Gram matrix of all dummies, ``S = R'R - R'D(D'D)^{-1}D'R`` with
+      ``D`` the largest effect's dummies and ``R`` the others' — an ``r x r`` matrix, ``r`` the other
+      effects' levels in total, built from sparse incidence counts in O(n). Its rank is read off the
+      eigenvalues after Jacobi scaling; ``None`` when ``r > max_dense`` (default
+      :data:`MAX_RANK_DENSE`) or when an eigenvalue falls
+      between the clear-zero and clear-non-zero thresholds (1e-9 and 1e-6 of the largest), so a
+      returned rank is never a guess.
+
+    The rank does not depend on (positive) weights. R fixest by default counts
+    ``sum(levels) - (m - 1)`` instead (exact only when the effects overlap no more than that), and
+    ``lm`` with dummies uses the rank.
+    """
+    sizes = fe.sizes
+    m = len(fe)
+    if m == 0:
+        return 1
+    if m == 1:
+        return sizes[0]
+    n = fe.codes[0].size
+    if m == 2:
+        from scipy.sparse.csgraph import connected_components
+
+        a, b = fe.codes
+        na, nb = sizes
+        g = sp.coo_matrix((np.ones(n, dtype=np.int8), (a, b + na)), shape=(na + nb, na + nb)).tocsr()
+        n_comp = connected_components(g, directed=False)[0]
+        return int(na + nb - n_comp)
+    ib = int(np.argmax(sizes))
+    big, nbig = fe.codes[ib], sizes[ib]
+    others = [j for j in range(m) if j != ib]
+    r = sum(sizes[j] for j in others)
+    if r > (MAX_RANK_DENSE if max_dense is None else max_dense):
+        return None
+    offsets = np.cumsum([0] + [sizes[j] for j in others[:-1]])
+    # R'R: diagonal blocks are level counts, off-diagonal blocks pair counts (dense bincounts)
+    S = np.zeros((r, r))
+    for a_pos, (ja, oa) in enumerate(zip(others, offsets)):
+        ca, na = fe.codes[ja], sizes[ja]
+        S[oa:oa + na, oa:oa + na] += np.diag(np.bincount(ca, minlength=na).astype(float))
+        for jb, ob in zip(others[a_pos + 1:], offsets[a_pos + 1:]):
+            cb, nb = fe.codes[jb], sizes[jb]
+            blk = np.bincount(ca * nb + cb, minlength=na * nb).reshape(na, nb).astype(float)
+            S[oa:oa + na, ob:ob + nb] += blk
+            S[ob:ob + nb, oa:oa + na] += blk.T
+    # minus A' diag(1/n_u) A, A[u, l] = rows of big level u at level l of the others (sparse)
+    cols = np.concatenate([fe.codes[j] + off for j, off in zip(others, offsets)])
+    A = sp.coo_matrix((np.ones(cols.size), (np.tile(big, len(others)), cols)), shape=(nbig, r)).tocsr()
+    cnt = np.bincount(big, minlength=nbig).astype(float)
+    inv = np.where(cnt > 0, 1.0 / np.maximum(cnt, 1.0), 0.0)
+    S -= np.asarray((A.T @ sp.diags(inv) @ A).todense())
+    S = 0.5 * (S + S.T)
+    d = np.diag(S).copy()
+    scale = max(float(d.max()), 1.0)
+    live = d > 1e-12 * scale  # a zero diagonal: that level's dummy lies in the largest effect's span
+    if not live.any():
+        return int(nbig)
+    sq = 1.0 / np.sqrt(d[live])
+    vals = np.linalg.eigvalsh(S[np.ix_(live, live)] * sq[:, None] * sq[None, :])
+    top = max(float(vals.max()), 1e-300)
+    zero = vals < 1e-9 * top
+    clear = vals > 1e-6 * top
+    if not np.all(zero | clear):
+        logger.debug("fe_rank: eigenvalues between the zero and non-zero thresholds; rank not determined")
+        return None
+    return int(nbig + np.count_nonzero(clear))
+
+
 def absorb(Z: np.ndarray, fe: FixedEffects | None, weights: np.ndarray | None = None, *,
            tol: float = 1e-12, maxiter: int = 100_000, overwrite: bool = False) -> tuple[np.ndarray, AbsorbInfo]:
     """Residualise the columns of ``Z`` on the fixed effects (and an intercept).
@@ -261,16 +345,16 @@ def absorb(Z: np.ndarray, fe: FixedEffects | None, weights: np.ndarray | None = 
     Z = np.array(Z, dtype=np.float64, order="F", copy=not overwrite)
     if fe is None or len(fe) == 0:
         if weights is None:
-            return Z - Z.mean(axis=0), AbsorbInfo("intercept", 1)
-        return Z - (weights @ Z) / weights.sum(), AbsorbInfo("intercept", 1)
+            return Z - Z.mean(axis=0), AbsorbInfo("intercept", 1, rank=1)
+        return Z - (weights @ Z) / weights.sum(), AbsorbInfo("intercept", 1, rank=1)
     sizes = fe.sizes
     if len(fe) == 1:
-        return _demean_inplace(fe.codes[0], Z, sizes[0], weights), AbsorbInfo("one-way", sizes[0])
+        return _demean_inplace(fe.codes[0], Z, sizes[0], weights), AbsorbInfo("one-way", sizes[0], rank=sizes[0])
     if len(fe) == 2 and min(sizes) <= SMALL_FE:
         ib = int(np.argmax(sizes))
         big, small = fe.codes[ib], fe.codes[1 - ib]
         out, rank_small = _two_way_exact(Z, big, sizes[ib], small, sizes[1 - ib], weights)
-        return out, AbsorbInfo("two-way exact", sizes[ib] + rank_small)
+        return out, AbsorbInfo("two-way exact", sizes[ib] + rank_small, rank=sizes[ib] + rank_small)
     out, it, ok = _alternating_projections(Z, fe, weights, tol, maxiter)
     if not ok:
         raise EstimationError(

@@ -7,9 +7,12 @@ Frisch–Waugh–Lovell, so :math:`\\hat\\beta = (X'WX)^{-1}X'Wy` and the sandwi
 Supported types (``vcov=``):
 
 ``"iid"``
-    :math:`\\hat\\sigma^2 (X'WX)^{-1}`, :math:`\\hat\\sigma^2 = e'We/(N-K_{all})`; t(N − K_all).
+    :math:`\\hat\\sigma^2 (X'WX)^{-1}`, :math:`\\hat\\sigma^2 = e'We/(N-K_{all})`; t(N − K_all), with
+    K_all the regressors plus the exact rank of the fixed effects (as ``lm``; with three or more
+    effects it is computed by :func:`evalkit.inference.absorb.fe_rank`, falling back to R fixest's
+    count, an upper bound, when that is too costly — the description says which).
 ``"HC1"``
-    :math:`\\Omega = \\sum_i w_i^2 e_i^2 x_i x_i'`, :math:`c = N/(N-K_{all})`; t(N − K_all).
+    :math:`\\Omega = \\sum_i w_i^2 e_i^2 x_i x_i'`, :math:`c = N/(N-K_{all})`; t(N − K_all), K_all as for iid.
 ``"CR0"``, ``"CR1"``
     :math:`\\Omega = \\sum_g s_g s_g'`, :math:`s_g = X_g'W_g e_g`. CR1 multiplies by
     :math:`G/(G-1)\\cdot(N-1)/(N-K)` (see :class:`SmallSampleCorrection`: by default K counts the
@@ -128,6 +131,9 @@ class LinearFit:
     fe_sizes: tuple[int, ...] = ()
     fe_codes: tuple[np.ndarray, ...] = ()
     y: np.ndarray | None = None  # residualised outcome (wild bootstrap)
+    #: whether ``n_fe_params`` is the exact rank of the fixed effects (False: R fixest's count with
+    #: alternating projections, sum of levels - (number of effects - 1), an upper bound)
+    fe_rank_exact: bool = True
 
     @property
     def nobs(self) -> int:
@@ -140,6 +146,29 @@ class LinearFit:
     @property
     def k_all(self) -> int:
         return self.k + self.n_fe_params
+
+
+def _k_rank(fit: LinearFit) -> tuple[int, str]:
+    """K for iid/HC1: the regressors plus the exact rank of the fixed effects (as ``lm``), and a note.
+
+    With alternating projections ``n_fe_params`` is fixest's count; the exact rank is computed here
+    (:func:`evalkit.inference.absorb.fe_rank`) and used when it can be determined.
+    """
+    if fit.fe_rank_exact or not fit.fe_codes:
+        return fit.k_all, ""
+    from .absorb import FixedEffects, fe_rank
+
+    fe = FixedEffects(tuple(fit.fe_codes), tuple(f"fe{j}" for j in range(len(fit.fe_codes))))
+    r = fe_rank(fe)
+    count = fit.n_fe_params
+    m = len(fit.fe_codes)
+    if r is None:
+        return fit.k_all, (f"; K counts the {m} fixed effects as R fixest does, sum of levels - {m - 1} = {count}, an "
+                           f"upper bound on their rank (their exact rank was not computed: too many levels)")
+    if r == count:
+        return fit.k_all, f"; K = regressors + exact rank of the {m} fixed effects ({r}, equal to fixest's count)"
+    return fit.k + r, (f"; K = regressors + exact rank of the {m} fixed effects ({r}, as lm with dummies; R fixest's "
+                       f"default count, sum of levels - {m - 1}, is {count})")
 
 
 def _nested(fe_codes: np.ndarray, cluster: np.ndarray) -> bool:
@@ -209,15 +238,16 @@ def compute_vcov(
     w = fit.weights
     e = fit.resid
     if vcov == "iid":
-        K = fit.k_all
+        K, knote = _k_rank(fit)
         sigma2 = float(e @ (e if w is None else w * e)) / (n - K)
-        return VcovResult(sigma2 * fit.bread, "iid", f"homoskedastic; sigma^2 = e'We/(N-K), N={n}, K={K}", n - K, K=K)
+        return VcovResult(sigma2 * fit.bread, "iid", f"homoskedastic; sigma^2 = e'We/(N-K), N={n}, K={K}{knote}", n - K, K=K)
     if vcov == "HC1":
-        K = fit.k_all
+        K, knote = _k_rank(fit)
         we = e if w is None else w * e
         S = fit.X * we[:, None]
         V = _sandwich(fit.bread, S) * (n / (n - K))
-        return VcovResult(V, "HC1", f"heteroskedasticity-robust HC1: N/(N-K), N={n}, K={K} (every fixed-effect level counted)", n - K, K=K)
+        return VcovResult(V, "HC1", f"heteroskedasticity-robust HC1: N/(N-K), N={n}, K={K} "
+                          f"(every fixed-effect parameter counted{knote})", n - K, K=K)
     if clusters is None:
         raise SpecificationError(f"vcov={vcov!r} needs clusters.")
     cl = clusters if clusters.ndim == 2 else clusters[:, None]
