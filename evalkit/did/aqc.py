@@ -1,9 +1,10 @@
 """Outputs of the AQC evaluations: several outcomes with a joint covariance, relative effects,
 price vs. utilization decomposition, quality measures in percentage points, propensity weights.
 
-All standard errors here are cluster-robust CR1 (R fixest convention, as :func:`twfe`), computed
-from the joint cluster-level influence functions so that ratios and differences of estimates
-get delta-method standard errors that respect their correlation.
+The joint outputs (:func:`twfe_multi`, :func:`price_utilization`) use cluster-robust CR1 (R fixest
+convention, as :func:`twfe`), computed from the joint cluster-level influence functions so that ratios
+and differences of estimates get delta-method standard errors that respect their correlation;
+:func:`relative_effect` uses the covariance type of the result it is given (see its notes).
 """
 from __future__ import annotations
 
@@ -148,52 +149,120 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
     Parameters
     ----------
     result : DiDResult
-        From :func:`twfe` (the first term is the effect).
+        From :func:`twfe` (the first term is the effect), with any ``vcov``.
     denominator : {"pre_mean", "counterfactual_mean"}
         ``"pre_mean"``: the treated units' mean outcome in their pre-entry periods;
         ``"counterfactual_mean"``: the treated-and-post mean minus the effect (what they would
-        have spent without the contract).
+        have spent without the contract). Means are weighted by the fit's weights, on its sample.
 
     Notes
     -----
     The denominator is estimated on the same data, so its sampling error and its covariance with
-    the effect enter the SE: both are written as cluster-level influence functions and combined
-    with the CR1 factor of the fit (t(G−1) intervals).
+    the effect enter the SE. Both are linear in the outcome and are written as observation-level
+    influence functions (the effect's :math:`[(X'WX)^{-1}x_i w_i e_i]_1`, the mean's
+    :math:`w_i(y_i-\bar y)/\sum w` on its rows), combined with the base result's covariance type:
+
+    * ``"CR0"``/``"CR1"`` (one- or two-way): cluster sums on the same clusters, the same
+      small-sample factor (ssc, N, K) and t(G−1) — the ``effect`` row reproduces the base SE;
+    * ``"HC1"``: each observation its own cluster, N/(N−K), t(N−K);
+    * ``"iid"``: errors independent with variance :math:`\sigma^2/w_i` given the regressors and fixed
+      effects, :math:`\hat\sigma^2 = e'We/(N-K)`: the mean's variance is :math:`\sigma^2/\sum w` on
+      its rows and its covariance with the effect follows; t(N−K);
+    * ``"CR2"`` and ``"wild"``: the delta method has no CR2 (Satterthwaite) or bootstrap analogue here,
+      so CR1 on the same clusters is used and the result is labelled CR1, with a note
+      (for ``"wild"`` the effect row's SE equals the base result's, which is CR1, but its interval is
+      t(G−1), not the bootstrap's).
+
+    ``res.conventions`` states what was computed.
     """
+    from ..inference.vcov import compute_vcov, influence_vcov
+
     check_option(denominator, "denominator", ("pre_mean", "counterfactual_mean"), "relative_effect")
-    ctx = result.extra["_context"]
+    ctx = result.extra.get("_context") if isinstance(getattr(result, "extra", None), dict) else None
+    if ctx is None or ctx.unit is None or ctx.treated is None:
+        raise SpecificationError("relative_effect needs a result of ek.did.twfe (a panel with a unit column and a 0/1 "
+                                 "treatment); pass the result of ek.did.twfe(...).")
     fit = ctx.fit
-    if ctx.clusters is None or ctx.unit is None:
-        raise SpecificationError("relative_effect needs a clustered TWFE result (from ek.did.twfe).")
-    cl = ctx.clusters[:, 0]
-    G = int(cl.max()) + 1
-    w = np.ones(fit.nobs) if fit.weights is None else fit.weights
+    n = fit.nobs
+    w = np.ones(n) if fit.weights is None else fit.weights
     d = ctx.treated
     ever = np.bincount(ctx.unit, weights=d, minlength=int(ctx.unit.max()) + 1)[ctx.unit] > 0
     rows = ever & (d == 0) if denominator == "pre_mean" else (d == 1)
     if not rows.any():
-        raise DataError("No treated pre-entry rows to compute the denominator." if denominator == "pre_mean" else "No treated rows.")
+        raise DataError("No treated pre-entry rows to compute the denominator: every treated unit is first observed "
+                        "after entry. Use denominator='counterfactual_mean'." if denominator == "pre_mean" else
+                        "No treated rows to compute the denominator.")
     y = ctx.outcome
-    mean = float(np.sum(w[rows] * y[rows]) / np.sum(w[rows]))
-    psi_m = np.bincount(cl[rows], weights=w[rows] * (y[rows] - mean), minlength=G) / np.sum(w[rows])
-    psi_b = (cluster_scores(fit.X, fit.resid, fit.weights, cl, G) @ fit.bread)[:, 0]
-    s = ctx.small_sample or SmallSampleCorrection()
-    K = _k_for_cluster(fit, [cl], s)
-    fac = _cr1_factor(fit.nobs, K, G, s)
-    P = np.column_stack([psi_b, psi_m])
-    V = fac * (P.T @ P)
-    b = float(fit.beta[0])
+    W_rows = float(np.sum(w[rows]))
+    mean = float(np.sum(w[rows] * y[rows]) / W_rows)
+    # linear weights in y of the effect (a) and of the mean (b); influence functions a*e and b*(y - mean)
+    a = (fit.X @ fit.bread[:, 0]) * w
+    b = np.where(rows, w, 0.0) / W_rows
+    P = np.column_stack([a * fit.resid, b * (y - mean)])
+
+    base = result.extra.get("_vcov")
+    base_type = base.vcov_type if base is not None else result.conventions.vcov_type
+    notes = []
+    if base_type in ("CR2", "wild"):
+        s = (base.ssc if base is not None and base.ssc is not None else ctx.small_sample) or SmallSampleCorrection()
+        vr = compute_vcov(fit, "CR1", clusters=ctx.clusters, cluster_names=ctx.cluster_names, small_sample=s)
+        if base_type == "CR2":
+            notes.append(f"The base result used CR2 (Bell-McCaffrey, Satterthwaite df), which has no delta-method "
+                         f"analogue here: these SEs are CR1 on the same clusters ({', '.join(ctx.cluster_names)}), "
+                         f"t(G-1); the effect row therefore differs from the base result's CR2 SE.")
+        else:
+            notes.append("The base result used the wild cluster bootstrap for its p-value and interval; the delta "
+                         "method here uses its CR1 covariance (same clusters and small-sample factor), so the effect "
+                         "row's SE equals the base SE but its p-value and interval are t(G-1), not the bootstrap's.")
+    elif base is not None:
+        vr = base
+    else:  # a result built before the covariance was stored on it
+        vr = compute_vcov(fit, base_type, clusters=None if base_type in ("iid", "HC1") else ctx.clusters,
+                          cluster_names=ctx.cluster_names, small_sample=ctx.small_sample)
+    if vr.vcov_type == "iid":
+        sigma2 = float(fit.resid @ (w * fit.resid)) / (n - vr.K)
+        L = np.column_stack([a, b])
+        V = sigma2 * (L.T @ (L / w[:, None]))
+        how = ("homoskedastic errors with variance sigma^2/w_i given the regressors and fixed effects; the denominator's "
+               "variance is sigma^2 over its rows' total weight")
+    elif vr.vcov_type == "HC1":
+        V = influence_vcov(P, "HC1", K=vr.K)
+        how = "observation-level influence functions, N/(N-K)"
+    else:
+        V = influence_vcov(P, vr.vcov_type, clusters=ctx.clusters, small_sample=vr.ssc, K=vr.K)
+        how = ("cluster sums of the influence functions on the base result's clusters, with "
+               + ("CR1's small-sample factor" if base_type in ("CR2", "wild") else "its small-sample factor"))
+    df = vr.df
+    b0 = float(fit.beta[0])
     if denominator == "pre_mean":
         den, g_den = mean, np.array([0.0, 1.0])
     else:
-        den, g_den = mean - b, np.array([-1.0, 1.0])
-    rel = 100 * b / den
-    g_rel = 100 * (np.array([1.0, 0.0]) / den - b * g_den / den**2)
+        den, g_den = mean - b0, np.array([-1.0, 1.0])
+    rel = 100 * b0 / den
+    g_rel = 100 * (np.array([1.0, 0.0]) / den - b0 * g_den / den**2)
     lvl = result.conventions.level if level is None else level
-    table = _delta_rows(["effect", f"denominator ({denominator})", "effect_percent"], [b, den, rel],
-                        [np.array([1.0, 0.0]), g_den, g_rel], V, G - 1, lvl)
-    conv = Conventions(**{**result.conventions.as_dict(), "estimator": f"Relative effect (% of {denominator})",
-                          "notes": ("percent = 100 * effect / denominator; delta method with the joint CR1 covariance of effect and denominator",)})
+    table = _delta_rows(["effect", f"denominator ({denominator})", "effect_percent"], [b0, den, rel],
+                        [np.array([1.0, 0.0]), g_den, g_rel], V, df, lvl)
+    notes.insert(0, f"percent = 100 * effect / denominator; delta method with the joint {vr.vcov_type} covariance of "
+                    f"effect and denominator ({how}).")
+    if df is None:
+        dist = "normal"
+    else:
+        dist = f"t({float(df):.6g})"
+    conv = Conventions(**{
+        **result.conventions.as_dict(),
+        "estimator": f"Relative effect (% of {denominator})",
+        "vcov_type": vr.vcov_type,
+        "vcov_description": vr.description + "; joint with the denominator by the delta method",
+        "distribution": dist,
+        "df": None if df is None else float(df),
+        "cluster": vr.cluster_names,
+        "n_clusters": vr.n_clusters,
+        "small_sample": vr.ssc.describe() if vr.ssc else "",
+        "seed": None,
+        "level": lvl,
+        "notes": tuple(notes),
+    })
     return EffectResult(table, V, conv, result.sample)
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "compute_vcov",
     "wild_cluster_bootstrap",
     "cluster_scores",
+    "influence_vcov",
 ]
 
 VCOV_TYPES = ("iid", "HC1", "CR0", "CR1", "CR2", "wild")
@@ -300,6 +301,57 @@ def compute_vcov(
         f"(G={Gs[0]}, {Gs[1]}); factors G/(G-1) with G=min={Gmin}, (N-1)/(N-K) with K={K}; t({Gmin - 1})"
     )
     return VcovResult(V, vcov, desc, Gmin - 1, Gs, cluster_names, s, K)
+
+
+def influence_vcov(P: np.ndarray, vcov: str, *, clusters: np.ndarray | None = None,
+                   small_sample: SmallSampleCorrection | None = None, K: int | None = None) -> np.ndarray:
+    """Covariance of several estimators from their observation-level influence functions.
+
+    ``P`` is (n, m): row i holds each estimator's contribution, so that the estimators' errors are
+    ``P.sum(axis=0)`` to first order (for a regression coefficient, :math:`[(X'WX)^{-1}x_i w_i e_i]_j`).
+    ``vcov`` is ``"HC1"`` (every observation its own cluster, factor N/(N−K)) or ``"CR0"``/``"CR1"``
+    with one or two clustering columns, with exactly the factors of :func:`compute_vcov` (so a
+    coefficient's own variance equals :func:`compute_vcov`'s). ``K`` is the parameter count of the
+    small-sample factor (that of the underlying fit).
+    """
+    check_option(vcov, "vcov", ("HC1", "CR0", "CR1"), "influence_vcov")
+    s = small_sample or SmallSampleCorrection()
+    n = P.shape[0]
+    if vcov == "HC1":
+        if K is None:
+            raise SpecificationError("influence_vcov(vcov='HC1') needs K.")
+        return (P.T @ P) * (n / (n - K))
+    if clusters is None:
+        raise SpecificationError(f"influence_vcov(vcov={vcov!r}) needs clusters.")
+    cl = clusters if clusters.ndim == 2 else clusters[:, None]
+    cols = [cl[:, j] for j in range(cl.shape[1])]
+    if vcov == "CR1" and s.k_adj and K is None:
+        raise SpecificationError("influence_vcov(vcov='CR1') needs K.")
+    kfac = (n - 1) / (n - K) if (vcov == "CR1" and s.k_adj) else 1.0
+
+    def meat(c: np.ndarray) -> np.ndarray:
+        G = int(c.max()) + 1
+        S = np.column_stack([np.bincount(c, weights=P[:, j], minlength=G) for j in range(P.shape[1])])
+        return S.T @ S
+
+    if len(cols) == 1:
+        G = int(cols[0].max()) + 1
+        gfac = G / (G - 1) if (s.G_adj and vcov == "CR1") else 1.0
+        return meat(cols[0]) * gfac * kfac
+    if len(cols) != 2:
+        raise SpecificationError("At most two clustering variables are supported.")
+    Gs = [int(c.max()) + 1 for c in cols]
+    Gmin = min(Gs)
+    V = np.zeros((P.shape[1], P.shape[1]))
+    for c, sign in [(cols[0], 1.0), (cols[1], 1.0), (_intersect(cols[0], cols[1]), -1.0)]:
+        G = int(c.max()) + 1
+        if s.G_adj and vcov == "CR1":
+            Gc = Gmin if s.G_df == "min" else G
+            gfac = Gc / (Gc - 1)
+        else:
+            gfac = 1.0
+        V += sign * gfac * meat(c)
+    return V * kfac
 
 
 # ----------------------------------------------------------------------------------------------
