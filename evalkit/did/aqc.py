@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._validation import check_columns_arg, check_option
 from ..data.schema import DropRecord, validate_panel
-from ..errors import DataError, SpecificationError
+from ..errors import DataError, EvalkitWarning, SpecificationError
 from ..inference.vcov import SmallSampleCorrection, _k_for_cluster, cluster_scores
 from ..results import Conventions, EffectResult, SampleInfo, tidy_table
 from ._engine import fe_codes_for, fit_absorbed, sample_info
@@ -144,7 +144,7 @@ def price_utilization(
 
 
 def relative_effect(result, denominator: str = "pre_mean", level: float | None = None) -> EffectResult:
-    """Effect as a percentage of a stated denominator, with a delta-method SE.
+    r"""Effect as a percentage of a stated denominator, with a delta-method SE.
 
     Parameters
     ----------
@@ -277,13 +277,24 @@ def quality_effects(
 ) -> EffectResult:
     """Linear-probability DiD for binary quality measures, in percentage points.
 
-    Each measure is estimated on the rows where it is defined (eligible members: missing = not
-    eligible; the count of rows left out is recorded per measure). Estimates and SEs are
-    multiplied by 100 (percentage points); ``baseline_rate`` is the treated units' pre-entry rate (%).
+    Each measure is estimated by :func:`twfe` (with ``twfe_kwargs``) on the rows where it is defined
+    (eligible members: missing = not eligible). Estimates and SEs are multiplied by 100 (percentage
+    points). ``baseline_rate`` is the treated units' pre-entry rate (%) on that measure's estimation
+    sample (weighted by the fit's weights, if any). The table also gives each measure's ``n_obs``,
+    ``n_clusters`` and ``df``.
+
+    ``sample.dropped`` records, per measure, the ineligible rows and the rows :func:`twfe` dropped
+    (``dropna=True``, zero weights, ...). The warnings of the fits (few clusters, bad controls,
+    dropped rows, singletons, ...) are passed on, each distinct message once, tagged with the
+    measures it concerns; the fits' notes are kept in ``conventions.notes`` the same way.
     """
     measures = check_columns_arg(measures, "measures")
+    if not measures:
+        raise SpecificationError("measures must name at least one column (a 0/1 quality measure).")
     rows, dropped = [], []
     conv = None
+    caught: dict[tuple[type, str], list[str]] = {}
+    fit_notes: dict[str, list[str]] = {}
     for mname in measures:
         if mname not in data.columns:
             raise DataError(f"Column {mname!r} (a quality measure) not found in data.")
@@ -294,20 +305,45 @@ def quality_effects(
             raise DataError(f"Column {mname!r} (a quality measure) must be 0/1 among eligible rows.")
         if (~elig).any():
             dropped.append(DropRecord(f"not eligible for {mname!r} (missing)", int((~elig).sum())))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
+        with warnings.catch_warnings(record=True) as wlist:
+            warnings.simplefilter("always")
             r = twfe(sub, outcome=mname, unit=unit, time=time, treatment=treatment, **twfe_kwargs)
+        for wm in wlist:
+            if issubclass(wm.category, EvalkitWarning):
+                caught.setdefault((wm.category, str(wm.message)), []).append(mname)
+            else:  # not ours: pass it on from where it was raised, under the caller's filters
+                warnings.warn_explicit(wm.message, wm.category, wm.filename, wm.lineno, source=wm.source)
+        for note in r.conventions.notes:
+            fit_notes.setdefault(note, []).append(mname)
+        for rec in r.sample.dropped:
+            dropped.append(DropRecord(f"{rec.reason} (measure {mname!r})", rec.n_rows, rec.detail))
+        ctx = r.extra["_context"]
+        y, d = ctx.outcome, ctx.treated
+        wts = np.ones(y.size) if ctx.fit.weights is None else ctx.fit.weights
+        ever = np.bincount(ctx.unit, weights=d, minlength=int(ctx.unit.max()) + 1)[ctx.unit] > 0
+        pre = ever & (d == 0)
+        base = float(100 * np.sum(wts[pre] * y[pre]) / np.sum(wts[pre])) if pre.any() else np.nan
         t = r.to_frame().iloc[0]
-        tr = sub[treatment].astype(float)
-        ever = tr.groupby(sub[unit]).transform("max") > 0
-        base = float(vals[(ever & (tr == 0)).to_numpy()].mean() * 100)
         rows.append({"term": mname, "estimate": 100 * t.estimate, "std_error": 100 * t.std_error, "statistic": t.statistic,
                      "p_value": t.p_value, "conf_low": 100 * t.conf_low, "conf_high": 100 * t.conf_high,
-                     "baseline_rate": base, "n_obs": r.nobs})
+                     "baseline_rate": base, "n_obs": r.nobs,
+                     "n_clusters": r.conventions.n_clusters[0] if r.conventions.n_clusters else np.nan,
+                     "df": t["df"] if "df" in t.index else np.nan})
         conv = r.conventions
+
+    def tag(ms: list[str]) -> str:
+        return f" [quality measure{'s' if len(ms) > 1 else ''} {', '.join(repr(m) for m in ms)}]"
+
+    for (category, msg), ms in caught.items():
+        warnings.warn(msg + tag(ms), category, stacklevel=2)
     table = pd.DataFrame(rows)
+    notes = ["estimates and SEs x 100 (percentage points); each measure on its eligible rows; baseline_rate is the "
+             "treated units' pre-entry rate on the measure's estimation sample",
+             f"vcov_description and df describe the last measure's fit ({measures[-1]!r}); each measure's n_obs, "
+             f"n_clusters and df are in the table"]
+    notes += [note + tag(ms) for note, ms in fit_notes.items()]
     conv = Conventions(**{**conv.as_dict(), "estimator": "Quality measures: linear probability TWFE DiD (percentage points)",
-                          "notes": ("estimates and SEs x 100 (percentage points); each measure on its eligible rows",)})
+                          "notes": tuple(notes)})
     sample = SampleInfo(n_obs=int(table["n_obs"].max()), n_input_rows=len(data), dropped=tuple(dropped))
     return EffectResult(table, np.diag(table["std_error"].to_numpy() ** 2), conv, sample)
 
