@@ -46,6 +46,24 @@ def _cr1_factor(n: int, K: int, G: int, s: SmallSampleCorrection) -> float:
     return (G / (G - 1) if s.G_adj else 1.0) * ((n - 1) / (n - K) if s.k_adj else 1.0)
 
 
+def _check_outcomes(data: pd.DataFrame, outcomes: Sequence[str], covariates: Sequence[str]) -> None:
+    """Every outcome must be a numeric (or boolean) column, as :func:`twfe`'s outcome must be.
+
+    The extra outcomes travel through the covariate path of the validation, which would expand a
+    string or categorical column into dummies; check them as outcomes first.
+    """
+    from ..data.schema import _is_plain_numeric, _numeric
+
+    dup = sorted({o for o in outcomes if list(outcomes).count(o) > 1} | (set(outcomes) & set(covariates)))
+    if dup:
+        raise SpecificationError(f"outcomes: {dup} appear twice (or also among the covariates); list each column once.")
+    for o in outcomes:
+        if o not in data.columns:
+            raise DataError(f"Column {o!r} (an outcome) not found in data. Check the outcomes= names.")
+        if isinstance(data[o].dtype, pd.CategoricalDtype) or not _is_plain_numeric(data[o].dtype):
+            _numeric(data[o], o, "outcome")  # raises the DataError twfe raises for this column
+
+
 def twfe_multi(
     data: pd.DataFrame,
     *,
@@ -68,12 +86,14 @@ def twfe_multi(
     :math:`\\widehat{Cov}(\\hat\\tau_a, \\hat\\tau_b) = c \\sum_g \\psi_{ga}\\psi_{gb}` with
     :math:`\\psi_{g} = [(X'WX)^{-1} X_g'W_g e_g]_{\\tau}` and ``c`` the CR1 factor.
     Use it for spending categories (the effects add up to the effect on the total) and for the
-    price/utilization split.
+    price/utilization split. Every outcome must be numeric or boolean (a ``DataError`` otherwise, as
+    in :func:`twfe`).
     """
     outcomes = check_columns_arg(outcomes, "outcomes")
     if not outcomes:
         raise SpecificationError("outcomes must name at least one column.")
     covariates = check_columns_arg(covariates, "covariates")
+    _check_outcomes(data, outcomes, covariates)
     cl_name = cluster or unit
     s = ssc or SmallSampleCorrection()
     vp = validate_panel(data, outcome=outcomes[0], unit=unit, time=time, treatment=treatment, cluster=cl_name,

@@ -61,3 +61,28 @@ def test_quality_effects_records_rows_twfe_dropped_and_uses_the_estimation_sampl
     assert row["estimate"] == pytest.approx(100 * one.estimate, rel=1e-12)
     assert row["df"] == one.conventions.df and row["n_clusters"] == one.n_clusters
     assert any("moves with treatment" in n and "[quality measure 'bp_control']" in n for n in q.conventions.notes)
+
+
+def test_twfe_multi_rejects_a_non_numeric_outcome(aqc):
+    df = aqc.assign(spend_str=aqc["spending"].round(0).astype(str))
+    with pytest.raises(ek.DataError, match=r"Column 'spend_str' \(the outcome\) must be numeric"):
+        ek.did.twfe_multi(df, outcomes=["spending", "spend_str"], unit="member_id", time="quarter", treatment="aqc")
+    with pytest.raises(ek.DataError, match=r"Column 'spend_str' \(the outcome\) must be numeric"):
+        ek.did.twfe(df, outcome="spend_str", unit="member_id", time="quarter", treatment="aqc")
+    cat = df.assign(spend_cat=df["spending"].round(-3).astype("category"))
+    with pytest.raises(ek.DataError, match=r"'spend_cat' \(the outcome\) is categorical"):
+        ek.did.twfe_multi(cat, outcomes=["spending", "spend_cat"], unit="member_id", time="quarter", treatment="aqc")
+    with pytest.raises(ek.DataError, match=r"'nope' \(an outcome\) not found"):
+        ek.did.twfe_multi(df, outcomes=["spending", "nope"], unit="member_id", time="quarter", treatment="aqc")
+
+
+def test_twfe_multi_boolean_outcome_equals_twfe(aqc):
+    df = aqc.assign(high=aqc["spending"] > aqc["spending"].median())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mr = ek.did.twfe_multi(df, outcomes=["spending", "high"], unit="member_id", time="quarter", treatment="aqc",
+                               cluster="org_id")
+        one = ek.did.twfe(df, outcome="high", unit="member_id", time="quarter", treatment="aqc", cluster="org_id",
+                          check_bad_controls=False)
+    assert mr.table["estimate"].iloc[1] == pytest.approx(one.estimate, rel=1e-10)
+    assert mr.table["std_error"].iloc[1] == pytest.approx(one.std_error, rel=1e-9)
