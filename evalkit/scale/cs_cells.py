@@ -722,8 +722,10 @@ def att_gt_from_cells(
         warnings.warn("att_gt: " + "; ".join(skipped[:5]) + (f"; ... ({len(skipped)} in all)" if len(skipped) > 5 else ""),
                       EvalkitWarning, stacklevel=3)
         notes.extend(skipped)
-    if not rows:
-        raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units).")
+    if not rows or all(r[6] for r in rows):  # only universal-base reference cells (fixed at 0) left, as the row path
+        raise DataError("att_gt: no ATT(g,t) cell could be estimated (no treated cohort with comparison units "
+                        "observed in the cell's period and its base period). Check the cohort coding, or use "
+                        "control='notyet' when there are no never-treated units.")
     N = cells.n_units
     J = stats.J
     V = stats.M[:J, :J]

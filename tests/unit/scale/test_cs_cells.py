@@ -444,3 +444,17 @@ def test_zoned_timestamps_in_their_own_zone_and_on_a_user_connection(mpdta, tmp_
         res = ek.scale.att_gt_from_cells(ek.scale.att_gt_cells(source, engine="duckdb", connection=con, **kw), n_boot=0)
         _assert_same(ref, res, kinds=("simple", "dynamic"))
     assert con.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize("path", ["rows", "cells"])
+def test_only_reference_cells_left_is_the_same_clear_error(path):
+    """No never-treated units, control='never', universal base: only reference cells remain; both
+    paths raise the row path's DataError (it was an IndexError later, in aggregate)."""
+    rng = np.random.default_rng(4)
+    n, T = 40, 6
+    df = pd.DataFrame({"id": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n)})
+    df["g"] = np.where(df["id"] < n // 2, 3, 5)
+    df["y"] = rng.normal(size=len(df))
+    fit = ek.staggered.att_gt if path == "rows" else ek.scale.att_gt
+    with pytest.raises(DataError, match="no ATT\\(g,t\\) cell could be estimated"):
+        fit(df, outcome="y", unit="id", time="t", cohort="g", control="never", base_period="universal", n_boot=0)
