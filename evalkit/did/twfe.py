@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._validation import check_columns_arg, check_option, check_scalar
 from ..data.schema import validate_panel
-from ..errors import SpecificationError
+from ..errors import DataError, SpecificationError
 from ..inference.vcov import VCOV_TYPES, SmallSampleCorrection
 from ._engine import FitContext, build_conventions, fe_codes_for, fit_absorbed, infer, sample_info
 from .results import DiDResult
@@ -293,14 +293,21 @@ def did_2x2(
 ) -> DiDResult:
     r"""Classic 2×2 DiD on repeated cross-sections: :math:`y = a + b\,G + \lambda_t + \tau\,G\cdot Post + X'\gamma`.
 
-    ``group`` is the 0/1 treated-group column. With ``post`` (a 0/1 column) the time effect is a
-    single post dummy; otherwise one effect per period of ``time`` and ``post`` must be given to define
-    the treated cells. Default ``vcov="HC1"`` (no unit to cluster on); pass ``cluster=`` for clustered
-    inference (e.g. by state), or ``vcov="iid"``.
+    ``group`` is the 0/1 treated-group column. The time effect :math:`\lambda_t` is always one effect per
+    period of ``time`` (``y ~ group + C(time) + group:post``):
 
-    The group and period effects are absorbed, but K counts them as the regressors of the classic
-    regression ``y ~ group + post + group:post`` (``ssc(k_fixef="full")``, as R ``lm`` + sandwich and
-    fixest with explicit dummies), even when the group is nested in the clusters.
+    * without ``post``, ``time`` must have exactly two periods and the later one is post-treatment
+      (the textbook ``y ~ group * post``);
+    * with ``post`` (a 0/1 column that is constant within each period of ``time``), several periods
+      may lie on each side of the treatment date: ``post`` only says which periods are post-treatment
+      and so which cells are treated. Its main effect is absorbed by the period effects, which also
+      absorb period-to-period changes within the pre and post windows (a single post dummy would not).
+      To pool the periods into one post effect instead, pass the post column as ``time`` (two periods).
+
+    Default ``vcov="HC1"`` (no unit to cluster on); pass ``cluster=`` for clustered inference (e.g. by
+    state), or ``vcov="iid"``. The group and period effects are absorbed, but K counts them as the
+    dummies of that regression (``ssc(k_fixef="full")``, as R ``lm`` + sandwich and fixest with explicit
+    dummies), even when the group is nested in the clusters. ``res.conventions.notes`` states the model.
     """
     check_option(vcov, "vcov", VCOV_TYPES, "did_2x2")
     covariates = check_columns_arg(covariates, "covariates")
@@ -314,6 +321,19 @@ def did_2x2(
         p = vp.X[:, -1]
         if not np.isin(p, (0.0, 1.0)).all():
             raise SpecificationError(f"post={post!r} must be a 0/1 column.")
+        n_t = np.bincount(vp.time, minlength=vp.n_periods)
+        n_post = np.bincount(vp.time, weights=p, minlength=vp.n_periods)
+        mixed = np.flatnonzero((n_post > 0) & (n_post < n_t))
+        if mixed.size:
+            lv = vp.time_axis.levels[int(mixed[0])]
+            raise DataError(
+                f"post={post!r} varies within periods of {time!r} (e.g. period {lv} has both 0 and 1; {mixed.size} such "
+                f"periods). did_2x2 fits one effect per period of {time!r}, so post must be a function of the period "
+                f"(otherwise its main effect is missing and {group} x {post} is confounded with it). Pass a time column "
+                f"whose periods lie entirely before or after the treatment, or pass time={post!r} to pool the periods."
+            )
+        if n_post.sum() == 0 or n_post.sum() == n_t.sum():
+            raise DataError(f"post={post!r} is {int(p[0])} in every row: need both pre- and post-treatment periods.")
         Xc, cnames = vp.X[:, :-1], vp.covariate_names[:-1]
     else:
         if vp.n_periods != 2:
@@ -332,6 +352,12 @@ def did_2x2(
     ssc = ssc or SmallSampleCorrection(k_fixef="full")
     ctx = FitContext(fit, fe, info, X, vp.y, vp.cluster, clusters, d, (0,), None, ssc)
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
+    post_k = np.flatnonzero(np.bincount(vp.time, weights=p, minlength=vp.n_periods) > 0)
+    post_periods = [str(vp.time_axis.levels[int(k)]) for k in post_k[:13]]
+    model = (f"Model: {outcome} ~ {group} + one effect per period of {time!r} ({vp.n_periods} periods) + "
+             f"{group} x {post_col}" + (" + covariates" if Xc.shape[1] else "") + "; post-treatment periods: "
+             + ", ".join(post_periods[:12]) + (" ..." if len(post_periods) > 12 else "")
+             + (f" (from {post!r}; its main effect is absorbed by the period effects)." if post else "."))
     conv = build_conventions("2x2 DiD on repeated cross-sections (OLS" + (", weighted)" if weights else ")"), vr,
-                             level=level, weights=weights, fe=fe, absorb_info=info, seed=seed)
+                             level=level, weights=weights, fe=fe, absorb_info=info, seed=seed, notes=(model,))
     return DiDResult(table, vr.vcov, conv, sample_info(vp), {"_context": ctx, **extra})
