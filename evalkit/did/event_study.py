@@ -12,7 +12,7 @@ from scipy import stats
 
 from .._validation import check_columns_arg, check_option, check_scalar
 from ..data.schema import validate_panel
-from ..errors import SpecificationError, StaggeredTimingWarning
+from ..errors import DataError, SpecificationError, StaggeredTimingWarning
 from ..inference.vcov import VCOV_TYPES, SmallSampleCorrection
 from ._engine import FitContext, build_conventions, fe_codes_for, fit_absorbed, infer, sample_info
 from .results import DiDResult
@@ -128,8 +128,16 @@ def event_study(
     With staggered entry and effects that vary over time, TWFE event-study coefficients are
     contaminated by effects from other relative periods (Sun & Abraham 2021): a
     ``StaggeredTimingWarning`` is issued; prefer heterogeneity-robust estimators (interaction-weighted
-    or Callaway–Sant'Anna) for staggered designs. Without never-treated units, a second lead (the most
-    distant) is also omitted to identify the model.
+    or Callaway–Sant'Anna) for staggered designs.
+
+    Identification without never-treated units: event time is period minus entry period, so the unit and
+    period effects reproduce a linear trend in event time and the event-time effects are identified only
+    up to it. Besides the reference, the lowest observed event time of the window (or its bin) is then also
+    omitted (the coefficients are relative to both) and a note says so. When the reference is itself the
+    lowest event time, the model is identified only if an end bin pools several event times
+    (``bin_endpoints=True`` with ``leads``/``lags`` inside the observed range; a note states that the
+    estimates rest on constant effects within the bins); otherwise a ``DataError`` explains the choice.
+    A reference event time with no observations is a ``DataError`` too (choose another reference).
     """
     check_option(vcov, "vcov", VCOV_TYPES, "event_study")
     check_scalar(reference, "reference", (int, np.integer))
@@ -160,23 +168,61 @@ def event_study(
             keep = ~outside
     n_cohorts = len(np.unique(g[treated]))
     has_never = (~treated).any()
+    ev_present = sorted(set(np.unique(e_bin[treated & keep]).astype(int).tolist()))
+    pooled_lo = bin_endpoints and lo > lo_obs  # the lowest bin pools several event times
+    pooled_hi = bin_endpoints and hi < hi_obs
+
+    def label(k: int) -> str:
+        if pooled_lo and k == lo:
+            return f"e<={k}"
+        if pooled_hi and k == hi:
+            return f"e>={k}"
+        return f"e={k}"
+
+    if reference not in ev_present:
+        raise DataError(
+            f"reference={reference}: no treated unit is observed at event time {reference}"
+            + (" (rows outside the window are dropped: bin_endpoints=False)" if not bin_endpoints else "")
+            + f", so the event-time coefficients would have no baseline (the event-time indicators of the other "
+            f"event times add up to the treated units' indicator, which the unit effects absorb). Choose another "
+            f"reference among the observed event times {ev_present}."
+        )
     omit = {reference}
     notes = []
     if not has_never:
-        omit.add(lo)
-        notes.append(f"No never-treated units: event time {lo} is also omitted to identify the model.")
-    times = [k for k in range(lo, hi + 1) if k not in omit]
-    ev_present = set(np.unique(e_bin[treated & keep]).astype(int).tolist())
-    times = [k for k in times if k in ev_present]
+        lower = [k for k in ev_present if k != reference]
+        if reference < lower[0]:
+            if not (pooled_lo or pooled_hi):
+                raise DataError(
+                    f"No never-treated units: with unit and period effects the event-time effects are collinear "
+                    f"(event time = period - entry period, a linear trend the two sets of effects reproduce), so two "
+                    f"event times must be omitted, or an end bin must pool several event times. reference={reference} "
+                    f"is the lowest event time observed in the window [{lo}, {hi}] and no event times are pooled "
+                    f"({'bin_endpoints=False' if not bin_endpoints else 'the window covers every observed event time'}), "
+                    f"so no second event time can be omitted. Choose a reference above {reference} (e.g. reference=-1; "
+                    f"the lowest event time, {reference}, is then also omitted), or add never-treated units."
+                )
+            pools = ([f"{label(lo)} pools event times {lo_obs}..{lo}"] if pooled_lo else []) + \
+                ([f"{label(hi)} pools event times {hi}..{hi_obs}"] if pooled_hi else [])
+            notes.append(
+                f"No never-treated units, and the reference (event time {reference}) is the lowest event time of the "
+                f"window: only the reference is omitted, and the event-time effects are identified only because the end "
+                f"bin(s) pool several event times ({'; '.join(pools)}), i.e. by assuming the effect is constant within "
+                f"each bin. The estimates rest on that assumption and are imprecise; prefer a reference above the lowest "
+                f"event time (the lowest is then also omitted)."
+            )
+        else:
+            second = lower[0]
+            omit.add(second)
+            notes.append(
+                f"No never-treated units: the event-time effects are collinear with the unit and period effects "
+                f"(event time = period - entry period) unless two are omitted, so besides the reference (event time "
+                f"{reference}) the lowest event time, {label(second)}, is also omitted; the coefficients are relative "
+                f"to both (assumed equal)."
+            )
+    times = [k for k in ev_present if k not in omit]
     D = np.column_stack([(treated & keep & (e_bin == k)).astype(float) for k in times])
-    labels = []
-    for k in times:
-        lab = f"e={k}"
-        if bin_endpoints and k == lo and lo > lo_obs:
-            lab = f"e<={k}"
-        if bin_endpoints and k == hi and hi < hi_obs:
-            lab = f"e>={k}"
-        labels.append(lab)
+    labels = [label(k) for k in times]
     X = np.column_stack([D, vp.X]) if vp.X.shape[1] else D
     names = tuple(labels) + vp.covariate_names
     if not keep.all():
@@ -197,7 +243,8 @@ def event_study(
     table, vr, extra = infer(ctx, vcov, small_sample=ssc, level=level, seed=seed, n_boot=n_boot, boot_weights=boot_weights)
     table["event_time"] = pd.array(times + [None] * (fit.k - len(times)), dtype="Int64")
     conv = build_conventions("TWFE event study (OLS" + (", weighted)" if weights else ")"), vr, level=level, weights=weights,
-                             fe=fe, absorb_info=info, reference_period=f"event time {reference} (omitted)", seed=seed,
+                             fe=fe, absorb_info=info, reference_period=f"event time {reference} (omitted)" if label(reference) == f"e={reference}"
+                             else f"event time {label(reference)[1:]} (omitted bin)", seed=seed,
                              notes=tuple(notes))
     return EventStudyResult(table, vr.vcov, conv, sample_info(vp, int(len(np.unique(vp.unit[treated[keep] if not keep.all() else treated])))),
                             {"_context": ctx, "reference": reference, **extra})
