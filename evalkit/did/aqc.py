@@ -357,10 +357,10 @@ def quality_effects(
     for (category, msg), ms in caught.items():
         warnings.warn(msg + tag(ms), category, stacklevel=2)
     table = pd.DataFrame(rows)
-    notes = ["estimates and SEs x 100 (percentage points); each measure on its eligible rows; baseline_rate is the "
-             "treated units' pre-entry rate on the measure's estimation sample",
-             f"vcov_description and df describe the last measure's fit ({measures[-1]!r}); each measure's n_obs, "
-             f"n_clusters and df are in the table"]
+    notes = [("estimates and SEs x 100 (percentage points); each measure on its eligible rows; baseline_rate is the "
+              "treated units' pre-entry rate on the measure's estimation sample"),
+             (f"vcov_description and df describe the last measure's fit ({measures[-1]!r}); each measure's n_obs, "
+              f"n_clusters and df are in the table")]
     notes += [note + tag(ms) for note, ms in fit_notes.items()]
     conv = Conventions(**{**conv.as_dict(), "estimator": "Quality measures: linear probability TWFE DiD (percentage points)",
                           "notes": tuple(notes)})

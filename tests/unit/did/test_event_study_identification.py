@@ -48,7 +48,7 @@ def test_without_never_treated_the_lowest_event_time_is_also_omitted():
     assert "besides the reference (event time -1) the lowest event time, e=-4, is also omitted" in note
 
 
-@pytest.mark.parametrize("kw", [dict(reference=-4), dict(leads=3, reference=-3, bin_endpoints=False)])
+@pytest.mark.parametrize("kw", [{"reference": -4}, {"leads": 3, "reference": -3, "bin_endpoints": False}])
 def test_reference_at_the_lowest_event_time_without_pooling_is_a_data_error(kw):
     d4 = _panel().pipe(lambda d: d[d["cohort"].notna()])
     with pytest.raises(ek.DataError, match=r"No never-treated units.*collinear.*reference=-\d is the lowest event time.*"

@@ -30,7 +30,7 @@ def _quality(df, measures):
 
 def test_quality_effects_warnings_reach_the_user_once(aqc):
     df = aqc.assign(bp_copy=aqc["bp_control"])  # same eligible rows: the same messages
-    q, wl = _quality(df, ["bp_control", "bp_copy", "hba1c_test"])
+    _, wl = _quality(df, ["bp_control", "bp_copy", "hba1c_test"])
     kinds = [w.category for w in wl]
     assert DroppedRowsWarning in kinds and FewClustersWarning in kinds and BadControlWarning in kinds
     few = [str(w.message) for w in wl if w.category is FewClustersWarning]

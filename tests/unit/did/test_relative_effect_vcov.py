@@ -118,7 +118,7 @@ def test_relative_effect_without_a_delta_method_analogue_is_labelled_cr1(vcov):
                           weights="wu", seed=1, n_boot=99)
         cr1 = res.with_vcov("CR1")
     rel = ek.did.relative_effect(res)
-    V, se_pct = _expected(df, "CR1", "org", "wu")
+    _, se_pct = _expected(df, "CR1", "org", "wu")
     fr = rel.to_frame().set_index("term")
     assert fr.loc["effect", "std_error"] == pytest.approx(cr1.std_error, rel=1e-9)
     assert fr.loc["effect_percent", "std_error"] == pytest.approx(se_pct, rel=1e-8)
