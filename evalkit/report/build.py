@@ -40,13 +40,18 @@ escaped), ``results.json`` and ``results.csv`` (every estimate; byte-identical w
 runs on the same data), the normalised ``spec.yaml`` (re-run it with ``evalkit run``) and
 ``manifest.json`` (data hash, versions, spec, seeds and the only timestamp).
 
-Security: specs are read with ``yaml.safe_load`` (tags that build Python objects are rejected),
-nothing from the inputs is unpickled or evaluated, output names cannot leave ``out_dir``, and the
-HTML template autoescapes every value.
+Security: specs are read with ``yaml.safe_load`` (tags that build Python objects are rejected)
+and must stay small once YAML aliases are expanded; nothing from the inputs is unpickled or
+evaluated; output names cannot leave ``out_dir`` nor name the input data file; the HTML template
+autoescapes every value; figures are drawn with mathtext off (``$`` is shown as typed); text cells
+of ``results.csv`` that a spreadsheet would run as a formula get a leading ``'``. Every output is
+built in memory and then moved into place (manifest last), so a failed run leaves the previous
+report as it was.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as _dt
 import hashlib
@@ -55,8 +60,11 @@ import io
 import json
 import logging
 import math
+import os
 import platform
 import re
+import reprlib
+import secrets
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -331,6 +339,45 @@ _register_builtin_designs()
 # spec loading and normalisation
 
 
+#: Limits on a loaded spec, counted with YAML aliases expanded (a few hundred values is typical):
+#: a small file whose nested aliases expand to millions of values is rejected before anything
+#: walks, copies or prints it.
+_MAX_SPEC_NODES = 100_000
+_MAX_SPEC_CHARS = 5_000_000
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+def _r(v: Any) -> str:
+    """``repr`` of a spec value for an error message, truncated (long strings, big or deep containers)."""
+    return _REPR.repr(v)
+
+
+def _check_spec_size(obj: Any, where: str) -> None:
+    """Raise when the spec, aliases expanded, holds more than _MAX_SPEC_NODES values or _MAX_SPEC_CHARS of text."""
+    nodes = chars = 0
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        nodes += 1
+        if isinstance(x, str):
+            chars += len(x)
+        elif isinstance(x, Mapping):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend(x)
+        if nodes > _MAX_SPEC_NODES or chars > _MAX_SPEC_CHARS:
+            raise SpecificationError(
+                f"Spec {where} is too large: more than {_MAX_SPEC_NODES:,} values or {_MAX_SPEC_CHARS:,} characters of "
+                f"text once YAML aliases (*name) are expanded. A report spec needs far fewer; remove the anchors and "
+                f"aliases that repeat content (a recursive or nested alias 'bomb' is rejected this way)."
+            )
+
+
 def _yaml_error(path: str, exc: Exception) -> SpecificationError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -356,9 +403,11 @@ def load_spec(spec: Mapping | str | Path) -> tuple[dict, Path | None]:
     FileNotFoundError
         The file does not exist.
     SpecificationError
-        The file is not valid YAML/TOML, uses a Python tag, or is not a mapping.
+        The file is not UTF-8, not valid YAML/TOML, uses a Python tag, is not a mapping, or is
+        too large once YAML aliases are expanded.
     """
     if isinstance(spec, Mapping):
+        _check_spec_size(spec, "(dict)")
         return copy.deepcopy(dict(spec)), None
     if not isinstance(spec, (str, Path)):
         raise SpecificationError(f"A spec must be a dict or the path of a YAML/TOML file. Got {type(spec).__name__}.")
@@ -367,7 +416,13 @@ def load_spec(spec: Mapping | str | Path) -> tuple[dict, Path | None]:
         raise FileNotFoundError(f"Spec file not found: {str(path)!r}.")
     if path.is_dir():
         raise SpecificationError(f"Spec {str(path)!r} is a directory; give the YAML/TOML file.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecificationError(
+            f"Spec {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+            f"give a YAML or TOML file saved as UTF-8."
+        ) from None
     if path.suffix.lower() == ".toml":
         try:
             import tomllib
@@ -387,6 +442,7 @@ def load_spec(spec: Mapping | str | Path) -> tuple[dict, Path | None]:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise _yaml_error(repr(str(path)), exc) from None
+    _check_spec_size(data, repr(str(path)))
     if not isinstance(data, dict):
         raise SpecificationError(f"Spec {str(path)!r} must be a mapping (keys such as data:, columns:, designs:). Got {type(data).__name__}.")
     return data, path.resolve().parent
@@ -394,10 +450,10 @@ def load_spec(spec: Mapping | str | Path) -> tuple[dict, Path | None]:
 
 def _check_keys(d: Any, allowed, where: str) -> dict:
     if not isinstance(d, Mapping):
-        raise SpecificationError(f"Spec {where} must be a mapping. Got {type(d).__name__}: {d!r}.")
+        raise SpecificationError(f"Spec {where} must be a mapping. Got {type(d).__name__}: {_r(d)}.")
     unknown = [k for k in d if k not in allowed]
     if unknown:
-        raise SpecificationError(f"Spec {where}: unknown key(s) {unknown}. Allowed: {list(allowed)}.")
+        raise SpecificationError(f"Spec {where}: unknown key(s) {_r(unknown)}. Allowed: {list(allowed)}.")
     return dict(d)
 
 
@@ -405,7 +461,7 @@ def _check_str(v: Any, where: str, *, allow_none: bool = False) -> str | None:
     if v is None and allow_none:
         return None
     if not isinstance(v, str) or not v:
-        raise SpecificationError(f"Spec {where} must be a non-empty string. Got {v!r}.")
+        raise SpecificationError(f"Spec {where} must be a non-empty string. Got {_r(v)}.")
     return v
 
 
@@ -419,11 +475,11 @@ def _roles(d: Any, where: str) -> dict:
             if isinstance(v, str):
                 v = [v]
             if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
-                raise SpecificationError(f"Spec {where}.covariates must be a list of column names. Got {v!r}.")
+                raise SpecificationError(f"Spec {where}.covariates must be a list of column names. Got {_r(v)}.")
             out[k] = list(v)
         elif k == "cluster" and isinstance(v, list):
             if not all(isinstance(c, str) for c in v):
-                raise SpecificationError(f"Spec {where}.cluster must be a column name or a list of names. Got {v!r}.")
+                raise SpecificationError(f"Spec {where}.cluster must be a column name or a list of names. Got {_r(v)}.")
             out[k] = list(v)
         else:
             out[k] = _check_str(v, f"{where}.{k}")
@@ -441,7 +497,7 @@ def normalize_spec(spec: Mapping) -> dict:
     out["description"] = _check_str(s.get("description"), "description", allow_none=True)
     seed = s.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise SpecificationError(f"Spec seed must be a non-negative integer. Got {seed!r}.")
+        raise SpecificationError(f"Spec seed must be a non-negative integer. Got {_r(seed)}.")
     out["seed"] = seed
 
     if "data" not in s:
@@ -452,7 +508,7 @@ def normalize_spec(spec: Mapping) -> dict:
     dn: dict[str, Any] = {}
     if "dataset" in data:
         if data["dataset"] not in _DATASETS:
-            raise SpecificationError(f"Spec data.dataset must be one of {list(_DATASETS)}. Got {data['dataset']!r}.")
+            raise SpecificationError(f"Spec data.dataset must be one of {list(_DATASETS)}. Got {_r(data['dataset'])}.")
         dn["dataset"] = data["dataset"]
         params = _check_keys(data.get("params") or {}, _dataset_params(data["dataset"]), "data.params")
         if seed is not None and "seed" in _dataset_params(data["dataset"]) and "seed" not in params:
@@ -461,13 +517,13 @@ def normalize_spec(spec: Mapping) -> dict:
     else:
         p = _check_str(data["path"], "data.path")
         if Path(p).suffix.lower() not in (".csv", ".parquet", ".pq"):
-            raise SpecificationError(f"Spec data.path must be a .csv or .parquet file. Got {p!r}.")
+            raise SpecificationError(f"Spec data.path must be a .csv or .parquet file. Got {_r(p)}.")
         dn["path"] = p
         if "params" in data:
             raise SpecificationError("Spec data.params applies to built-in datasets only; remove it for a file.")
     periods = data.get("periods") or {}
     if not isinstance(periods, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in periods.items()):
-        raise SpecificationError(f"Spec data.periods must map column names to a period frequency (e.g. {{quarter: Q}}). Got {periods!r}.")
+        raise SpecificationError(f"Spec data.periods must map column names to a period frequency (e.g. {{quarter: Q}}). Got {_r(periods)}.")
     if periods:
         dn["periods"] = dict(periods)
     out["data"] = dn
@@ -484,34 +540,34 @@ def normalize_spec(spec: Mapping) -> dict:
         d = _check_keys(d, _DESIGN_KEYS, where)
         name = d.get("name") or f"design{i + 1}"
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise SpecificationError(f"Spec {where}.name must be letters, digits, '_', '.', '-' (at most 64). Got {name!r}.")
+            raise SpecificationError(f"Spec {where}.name must be letters, digits, '_', '.', '-' (at most 64). Got {_r(name)}.")
         if name in names:
             raise SpecificationError(f"Spec {where}.name {name!r} is used twice; design names must be unique.")
         names.add(name)
         where = f"designs[{i}] ({name})"
         kind = d.get("design")
         if kind not in DESIGNS:
-            raise SpecificationError(f"Spec {where}.design must be one of {sorted(DESIGNS)}. Got {kind!r}.")
+            raise SpecificationError(f"Spec {where}.design must be one of {sorted(DESIGNS)}. Got {_r(kind)}.")
         scale = d.get("scale", 1)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale == 0:
-            raise SpecificationError(f"Spec {where}.scale must be a non-zero number (100 turns a probability into percentage points). Got {scale!r}.")
+            raise SpecificationError(f"Spec {where}.scale must be a non-zero number (100 turns a probability into percentage points). Got {_r(scale)}.")
         subset = d.get("subset")
         if subset is not None and subset != "nonmissing":
             if not isinstance(subset, Mapping) or not subset or not all(isinstance(k, str) for k in subset):
-                raise SpecificationError(f"Spec {where}.subset must be 'nonmissing' or a mapping {{column: value or [values]}}. Got {subset!r}.")
+                raise SpecificationError(f"Spec {where}.subset must be 'nonmissing' or a mapping {{column: value or [values]}}. Got {_r(subset)}.")
             subset = {k: (list(v) if isinstance(v, list) else v) for k, v in subset.items()}
         options = d.get("options") or {}
         if not isinstance(options, Mapping):
-            raise SpecificationError(f"Spec {where}.options must be a mapping. Got {options!r}.")
+            raise SpecificationError(f"Spec {where}.options must be a mapping. Got {_r(options)}.")
         _check_options(kind, dict(options), where)
         also = d.get("also_vcov") or []
         if isinstance(also, str):
             also = [also]
         if not isinstance(also, list) or not all(isinstance(v, str) for v in also):
-            raise SpecificationError(f"Spec {where}.also_vcov must be a list of vcov names (e.g. [CR2, wild]). Got {also!r}.")
+            raise SpecificationError(f"Spec {where}.also_vcov must be a list of vcov names (e.g. [CR2, wild]). Got {_r(also)}.")
         relative = d.get("relative")
         if relative is not None and relative not in _RELATIVE:
-            raise SpecificationError(f"Spec {where}.relative must be one of {list(_RELATIVE)} (the denominator of the percent effect). Got {relative!r}.")
+            raise SpecificationError(f"Spec {where}.relative must be one of {list(_RELATIVE)} (the denominator of the percent effect). Got {_r(relative)}.")
         if relative is not None and kind != "twfe":
             raise SpecificationError(f"Spec {where}.relative applies to design 'twfe' only.")
         dd = {
@@ -551,6 +607,10 @@ def normalize_spec(spec: Mapping) -> dict:
     used = [v for v in on.values() if v]
     if len(set(used)) != len(used):
         raise SpecificationError(f"Spec outputs: two outputs share a file name: {used}.")
+    for a in used:
+        for b in used:
+            if b.startswith(a + "/"):
+                raise SpecificationError(f"Spec outputs: {a!r} is both a file and the folder of {b!r}; rename one.")
     out["outputs"] = on
     return out
 
@@ -573,7 +633,7 @@ def _check_options(kind: str, options: dict, where: str) -> None:
     bad = [k for k in options if k not in allowed]
     if bad:
         hint = " Column roles go under columns:." if any(k in reserved for k in bad) else ""
-        raise SpecificationError(f"Spec {where}.options: unknown option(s) {bad} for design {kind!r}. Allowed: {allowed}.{hint}")
+        raise SpecificationError(f"Spec {where}.options: unknown option(s) {_r(bad)} for design {kind!r}. Allowed: {allowed}.{hint}")
     for k, v in options.items():
         if isinstance(v, list):
             options[k] = list(v)
@@ -582,7 +642,7 @@ def _check_options(kind: str, options: dict, where: str) -> None:
 def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
     where = f"figures[{i}]"
     if not isinstance(f, Mapping) or f.get("type") not in _FIGURE_KEYS:
-        raise SpecificationError(f"Spec {where} must be a mapping with type: one of {list(_FIGURE_KEYS)}. Got {f!r}.")
+        raise SpecificationError(f"Spec {where} must be a mapping with type: one of {list(_FIGURE_KEYS)}. Got {_r(f)}.")
     f = _check_keys(f, _FIGURE_KEYS[f["type"]], where)
     for k in ("title", "caption", "ylabel", "xlabel", "outcome", "time", "group", "design", "system"):
         if k in f:
@@ -596,7 +656,7 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
             raise SpecificationError(f"Spec {where}: a group_means figure needs time: and group: (or columns.time/columns.group).")
         entry = f.get("entry")
         if entry is not None and not isinstance(entry, (str, int, float, Mapping)):
-            raise SpecificationError(f"Spec {where}.entry must be a value or a mapping {{group: entry}}. Got {entry!r}.")
+            raise SpecificationError(f"Spec {where}.entry must be a value or a mapping {{group: entry}}. Got {_r(entry)}.")
         if isinstance(entry, Mapping):
             f["entry"] = {k: v for k, v in entry.items()}
     elif f["type"] == "coefficients":
@@ -604,39 +664,39 @@ def _figure(f: Any, i: int, spec: dict, names: set[str]) -> dict:
         if isinstance(ds, str):
             ds = [ds]
         if not isinstance(ds, list) or not ds or any(d not in names for d in ds):
-            raise SpecificationError(f"Spec {where}.designs must list design names from designs:. Got {ds!r}; known: {sorted(names)}.")
+            raise SpecificationError(f"Spec {where}.designs must list design names from designs:. Got {_r(ds)}; known: {sorted(names)}.")
         f["designs"] = list(ds)
         if "terms" in f and (not isinstance(f["terms"], list) or not all(isinstance(t, str) for t in f["terms"])):
-            raise SpecificationError(f"Spec {where}.terms must be a list of term names. Got {f['terms']!r}.")
+            raise SpecificationError(f"Spec {where}.terms must be a list of term names. Got {_r(f['terms'])}.")
     elif f["type"] in _FIGURE_DESIGN:
         d = f.get("design")
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
         if d not in kinds or kinds[d] not in _FIGURE_DESIGN[f["type"]]:
-            raise SpecificationError(f"Spec {where}.design must name a {' or '.join(_FIGURE_DESIGN[f['type']])} design. Got {d!r}.")
+            raise SpecificationError(f"Spec {where}.design must name a {' or '.join(_FIGURE_DESIGN[f['type']])} design. Got {_r(d)}.")
         if f["type"] == "net_benefit":
             dd = next(x for x in spec["designs"] if x["name"] == d)
             if dd["options"].get("program_cost") is None:
                 raise SpecificationError(f"Spec {where}: design {d!r} has no options.program_cost, so no net benefit to plot.")
             if "parameter" in f and f["parameter"] not in _NB_PARAMETERS:
                 raise SpecificationError(f"Spec {where}.parameter must be one of {list(_NB_PARAMETERS)} (or omitted for "
-                                         f"the tornado chart). Got {f['parameter']!r}.")
+                                         f"the tornado chart). Got {_r(f['parameter'])}.")
         if "threshold" in f and (isinstance(f["threshold"], bool) or not isinstance(f["threshold"], (int, float))):
-            raise SpecificationError(f"Spec {where}.threshold must be a number (e.g. 0.1). Got {f['threshold']!r}.")
+            raise SpecificationError(f"Spec {where}.threshold must be a number (e.g. 0.1). Got {_r(f['threshold'])}.")
         if "systems" in f:
             sy = [f["systems"]] if isinstance(f["systems"], (str, int)) else f["systems"]
             if not isinstance(sy, list) or not sy:
-                raise SpecificationError(f"Spec {where}.systems must be a list of system values. Got {f['systems']!r}.")
+                raise SpecificationError(f"Spec {where}.systems must be a list of system values. Got {_r(f['systems'])}.")
             f["systems"] = [str(x) for x in sy]
     elif f["type"] == "power_curves":
         d = f.get("design")
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
         if d not in kinds or kinds[d] != "detectability":
-            raise SpecificationError(f"Spec {where}.design must name a detectability design. Got {d!r}.")
+            raise SpecificationError(f"Spec {where}.design must name a detectability design. Got {_r(d)}.")
     else:
         d = f.get("design")
         kinds = {x["name"]: x["design"] for x in spec["designs"]}
         if d not in kinds or kinds[d] not in _EVENT_STUDY_DESIGNS:
-            raise SpecificationError(f"Spec {where}.design must name an event_study or att_gt design. Got {d!r}.")
+            raise SpecificationError(f"Spec {where}.design must name an event_study or att_gt design. Got {_r(d)}.")
         if kinds[d] == "att_gt":
             dd = next(x for x in spec["designs"] if x["name"] == d)
             aggs = dd["options"].get("aggregations", ("simple", "group", "dynamic"))
@@ -675,7 +735,7 @@ def _default_figures(spec: dict) -> list[dict]:
 def _safe_name(name: Any, where: str) -> str:
     """An output file name that stays inside the output folder (no absolute paths, no '..')."""
     if not isinstance(name, str) or not name.strip():
-        raise SpecificationError(f"Spec {where} must be a file name. Got {name!r}.")
+        raise SpecificationError(f"Spec {where} must be a file name. Got {_r(name)}.")
     if "\x00" in name or "\\" in name:
         raise SpecificationError(f"Spec {where}: {name!r} contains a NUL or backslash; use a plain relative file name.")
     p = Path(name)
@@ -683,15 +743,65 @@ def _safe_name(name: Any, where: str) -> str:
         raise SpecificationError(
             f"Spec {where}: {name!r} would write outside the output folder; use a relative name without '..' (e.g. 'index.html')."
         )
+    if not p.parts or p.name in ("", "."):
+        raise SpecificationError(f"Spec {where}: {_r(name)} names the output folder itself; give a file name (e.g. 'index.html').")
     return p.as_posix()
 
 
 def _inside(out_dir: Path, name: str) -> Path:
-    root = out_dir.resolve()
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
+    try:
+        root = out_dir.resolve()
+        target = (root / name).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        raise SpecificationError(f"Output {name!r} in {str(out_dir)!r} cannot be resolved ({' '.join(str(exc).split())}); "
+                                 f"remove the looping symlink or choose another --out folder.") from None
+    if target == root:
+        raise SpecificationError(f"Output {name!r} is the output folder {str(root)!r} itself; give a file name.")
+    if root not in target.parents:
         raise SpecificationError(f"Output {name!r} resolves outside the output folder {str(root)!r}.")
     return target
+
+
+def _check_out_paths(out_dir: Path, files: dict[str, Path]) -> None:
+    """Fail before any estimation when an output cannot be written: the folder (or a folder on
+    the way to an output) is an existing file, or an output is an existing folder."""
+    for q in (out_dir, *out_dir.parents):
+        if q.is_symlink() or q.exists():
+            if not q.is_dir():
+                raise SpecificationError(f"Output folder {str(out_dir)!r}: {str(q)!r} is an existing file, not a folder; "
+                                         f"choose another --out folder.")
+            break
+    for kind, target in files.items():
+        if target.is_dir():
+            raise SpecificationError(f"Output {kind} {str(target)!r} is an existing folder; choose another file name "
+                                     f"(outputs.{kind}).")
+        for q in target.parents:
+            if q.exists():
+                if not q.is_dir():
+                    raise SpecificationError(f"Output {kind} {str(target)!r}: {str(q)!r} is an existing file, not a folder.")
+                break
+
+
+def _check_not_input(data_spec: Mapping, spec_dir: Path | None, files: dict[str, Path]) -> None:
+    """Refuse outputs that would overwrite the input data file."""
+    if "path" not in data_spec:
+        return
+    raw = Path(data_spec["path"])
+    src = raw if raw.is_absolute() or spec_dir is None else spec_dir / raw
+    try:
+        src_r = src.resolve()
+    except (RuntimeError, OSError):
+        return  # load_data reports the unreadable path
+    for kind, target in files.items():
+        same = target == src_r
+        if not same and target.exists() and src.exists():
+            try:
+                same = os.path.samefile(target, src)
+            except OSError:
+                same = False
+        if same:
+            raise SpecificationError(f"Output {kind} {str(target)!r} is the input data file (data.path); choose another "
+                                     f"--out folder or outputs.{kind} name.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -763,6 +873,11 @@ def load_data(data_spec: Mapping, spec_dir: Path | None = None, *, path_override
                     df = pd.read_parquet(path)
                 except ImportError:
                     raise DataError("Reading Parquet needs pyarrow: `pip install pyarrow`, or convert the data to CSV.") from None
+                except PermissionError:
+                    raise
+                except (ValueError, OSError, TypeError, KeyError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise DataError(f"Data file {str(path)!r} could not be read as Parquet: {first[:300]}") from None
             else:
                 raise DataError(f"Data file {str(path)!r} must be .csv or .parquet.")
             source = {"kind": "file", "path": str(raw), "format": suffix.lstrip("."), "file_sha256": _file_sha256(path)}
@@ -857,7 +972,15 @@ def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRu
     kw = _call_kwargs(spec, d)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        result = DESIGNS[d["design"]].func(frame, **kw)
+        try:
+            result = DESIGNS[d["design"]].func(frame, **kw)
+        except EvalkitError:
+            raise
+        except (ValueError, TypeError) as exc:  # an option value the estimator could not use (e.g. leads: x)
+            logger.debug("design %s failed", d["name"], exc_info=True)
+            raise SpecificationError(f"Design {d['name']!r} ({d['design']}): {type(exc).__name__}: "
+                                     f"{' '.join(str(exc).split())[:300]}; check its options "
+                                     f"({_r(d['options'])}).") from exc
         variants = {}
         for v in d["also_vcov"]:
             if not hasattr(result, "with_vcov"):
@@ -1146,10 +1269,29 @@ def _csv_rows(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_CSV_COLUMNS)
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise spreadsheet formulas: text cells (and column names) that start with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return get a leading single quote (OWASP). Numeric
+    columns are left alone, so negative numbers stay numbers."""
+    def safe(v: Any) -> Any:
+        return "'" + v if isinstance(v, str) and v.startswith(_CSV_FORMULA_START) else v
+
+    out = frame
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+            continue
+        if s.map(lambda v: isinstance(v, str) and v.startswith(_CSV_FORMULA_START)).any():
+            if out is frame:
+                out = frame.copy()
+            out[c] = s.astype(object).map(safe)
+    if any(isinstance(c, str) and c.startswith(_CSV_FORMULA_START) for c in frame.columns):
+        out = out.rename(columns=safe)
+    return out
 
 
 def _versions() -> dict:
@@ -1166,12 +1308,36 @@ def _versions() -> dict:
 # figures
 
 
+@contextlib.contextmanager
+def _figure_context():
+    """Draw and save report figures with matplotlib's mathtext off, so ``$...$`` in titles,
+    labels, legend entries, category values and column names is shown as typed, never parsed (a
+    stray ``$\\foo$`` cannot crash the report, nor ``$5-$10`` turn italic); warnings matplotlib
+    emits while drawing go to the ``evalkit.report`` logger (INFO), not to stderr. Figures left
+    open by a failure are closed."""
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    with mpl.rc_context({"text.parse_math": False}), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except BaseException:
+            for n in set(plt.get_fignums()) - before:
+                plt.close(n)
+            raise
+        finally:
+            for w in _dedupe([_warning_text(w) for w in rec]):
+                logger.info("figures: %s", w)
+
+
 def _figure_uri(fig) -> str:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    with mpl.rc_context({"svg.hashsalt": "evalkit", "svg.fonttype": "none"}):
+    with mpl.rc_context({"svg.hashsalt": "evalkit", "svg.fonttype": "none", "text.parse_math": False}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -1435,8 +1601,15 @@ def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.Da
     Notes
     -----
     ``results.json``/``results.csv`` hold no timestamps or versions and floats are written to
-    12 significant digits: the same spec on the same data gives byte-identical files. The run
-    time lives only in ``manifest.json`` (``created_utc``).
+    12 significant digits: the same spec on the same data gives byte-identical files.
+    ``index.html`` states the evalkit and dependency versions (by design), so it is identical
+    only across runs with the same versions. The run time lives only in ``manifest.json``
+    (``created_utc``).
+
+    Nothing is written until every output (results, figures, HTML, manifest) is built; the files
+    are then written beside their targets and renamed into place, the manifest last. A failure
+    leaves an existing report untouched. The output folder and names are checked before any
+    estimation, and no output may be the input data file.
     """
     if callable(progress) and not isinstance(progress, bool):
         on_step, progress = progress, False
@@ -1444,6 +1617,8 @@ def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.Da
     spec_n = normalize_spec(raw)
     out = Path(out_dir)
     files = {k: _inside(out, v) for k, v in spec_n["outputs"].items() if v}
+    _check_out_paths(out, files)
+    _check_not_input(spec_n["data"], spec_dir, files)
     n_steps = 3 + len(spec_n["designs"]) + (2 if files.get("html") else 0)
     steps = _Steps(n_steps, bool(progress), on_step)
     try:
@@ -1508,33 +1683,29 @@ def _build(spec_n: dict, spec_dir: Path | None, out: Path, files: dict, data: pd
         "designs": records,
     }
     results = _clean(results)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
 
-    say("writing results")
-    json_text = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_text(files["json"], json_text)
-    written["json"] = files["json"]
-    csv_text = _csv_rows(results["designs"]).to_csv(index=False, lineterminator="\n", float_format=f"%.{_DIGITS}g")
-    _write_text(files["csv"], csv_text)
-    written["csv"] = files["csv"]
+    # Everything is built in memory first, then written: a run that fails leaves the folder as it was.
+    texts: dict[str, str] = {}
+    texts["json"] = json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    texts["csv"] = _csv_safe(_csv_rows(results["designs"])).to_csv(index=False, lineterminator="\n",
+                                                                    float_format=f"%.{_DIGITS}g")
     if files.get("spec"):
         import yaml
 
-        _write_text(files["spec"], "# Normalised spec written by evalkit; re-run with: evalkit run <this file> --out DIR\n"
-                    + yaml.safe_dump(_clean(spec_n), sort_keys=False, allow_unicode=True))
-        written["spec"] = files["spec"]
+        texts["spec"] = ("# Normalised spec written by evalkit; re-run with: evalkit run <this file> --out DIR\n"
+                         + yaml.safe_dump(_clean(spec_n), sort_keys=False, allow_unicode=True))
 
     versions = _versions()
     if files.get("html"):
         say("drawing figures")
-        figures = [_make_figure(f, df, runs, spec_n) for f in spec_n["figures"]]
+        with _figure_context():
+            figures = [_make_figure(f, df, runs, spec_n) for f in spec_n["figures"]]
         say("rendering HTML")
-        html = _environment().get_template("report.html.j2").render(
+        texts["html"] = _environment().get_template("report.html.j2").render(
             **_html_context(spec_n, results["designs"], checks, figures, loaded, versions, seeds))
-        _write_text(files["html"], html)
-        written["html"] = files["html"]
 
+    say("writing results")
+    root = out.resolve()
     manifest = {
         "evalkit_manifest": 1,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -1544,13 +1715,38 @@ def _build(spec_n: dict, spec_dir: Path | None, out: Path, files: dict, data: pd
         "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)) if sys.argv and sys.argv[0] else None,
         "seeds": seeds,
         "spec": spec_n,
-        "outputs": {k: {"file": p.name if p.parent == out.resolve() else str(p.relative_to(out.resolve())),
-                        "sha256": _file_sha256(p)} for k, p in written.items()},
+        "outputs": {k: {"file": files[k].name if files[k].parent == root else str(files[k].relative_to(root)),
+                        "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest()} for k, t in texts.items()},
     }
     manifest = _clean(manifest)
-    _write_text(files["manifest"], json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    written["manifest"] = files["manifest"]
-    return ReportResult(out, written, results, manifest)
+    texts["manifest"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    _write_all(out, {k: files[k] for k in texts}, texts)
+    return ReportResult(out, {k: files[k] for k in texts}, results, manifest)
+
+
+def _write_all(out: Path, targets: dict[str, Path], texts: dict[str, str]) -> None:
+    """Write every output as a temporary file beside its target, then move each into place
+    (``os.replace``, the manifest last). A failure while writing removes the temporary files and
+    leaves the previous outputs untouched."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp: dict[str, Path] = {}
+    try:
+        for k, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            t = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+            fd = os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
+            tmp[k] = t
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(texts[k].encode("utf-8"))
+        for k in sorted(tmp, key=lambda k: k == "manifest"):
+            os.replace(tmp[k], targets[k])
+            del tmp[k]
+    finally:
+        for t in tmp.values():
+            try:
+                t.unlink()
+            except OSError:
+                pass
 
 
 # ----------------------------------------------------------------------------------------------
