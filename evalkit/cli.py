@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -282,8 +283,6 @@ def _cmd_power(args) -> int:
     if args.power <= args.alpha:
         raise SpecificationError(f"--power ({args.power:g}) must exceed --alpha ({args.alpha:g}).")
     base = _read_baseline(args.baseline)
-    import warnings
-
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         det = detectability(base, reference_group=args.reference_group, reduction=args.reduction, alpha=args.alpha,
@@ -303,7 +302,9 @@ def _cmd_power(args) -> int:
             raise IsADirectoryError(21, "Is a directory", str(out))
         if not out.parent.exists():
             raise FileNotFoundError(2, "No such directory", str(out.parent))
-        det.to_csv(out, index=False, lineterminator="\n", float_format="%.10g")
+        from .report.build import _csv_safe
+
+        _csv_safe(det).to_csv(out, index=False, lineterminator="\n", float_format="%.10g")
         print(head)
         print(f"Table written to {out}")
         return 0
@@ -316,11 +317,21 @@ def _cmd_power(args) -> int:
     return 0
 
 
+_MAX_ERROR_CHARS = 2000
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)) and exc.filename and exc.strerror:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.strerror}: {exc.filename!r}"
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[:_MAX_ERROR_CHARS] + f" ... ({len(text) - _MAX_ERROR_CHARS:,} more characters)"
     return text or type(exc).__name__
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the CLI: one logging line (silenced by -q), no source excerpt."""
+    logging.getLogger("evalkit").warning("%s: %s", category.__name__, " ".join(str(message).split()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -337,19 +348,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         yaml_error: type[BaseException] = yaml.YAMLError
     except ModuleNotFoundError:  # pragma: no cover - PyYAML is a core dependency
         yaml_error = EvalkitError
+    loggers = (logging.getLogger(), logging.getLogger("evalkit"))
+    saved_levels = [lg.level for lg in loggers]
+    if getattr(args, "quiet", False):  # -q: errors only (also matplotlib's and other libraries' log warnings)
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
     try:
-        return int(args.func(args))
-    except (EvalkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, yaml_error) as exc:
-        print(f"evalkit: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("evalkit: interrupted", file=sys.stderr)
-        return 130
+        with warnings.catch_warnings():
+            # stray warnings (e.g. matplotlib's) become one logging line each instead of a
+            # multi-line message on stderr; -q silences them with the rest of the CLI's chatter
+            warnings.showwarning = _log_warning
+            return int(args.func(args))
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (EvalkitError, OSError, UnicodeDecodeError, yaml_error) as exc:
+        # OSError: missing/unreadable files, an --out that is a file, a full disk (one line, no traceback)
+        print(f"evalkit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for lg, level in zip(loggers, saved_levels):
+            lg.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

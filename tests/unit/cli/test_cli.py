@@ -161,3 +161,130 @@ def test_validate_lists_all_missing_columns(data_and_spec, tmp_path, capsys):
     code, out, _ = run(["validate", tmp_path / "two.csv", "--spec", data_and_spec / "spec.yaml"], capsys)
     assert code == 1
     assert "'lemp' (the outcome)" in out and "'d' (the treatment)" in out
+
+
+# security/robustness review: user errors are one line with exit 2 (checked before estimating),
+# -q is silent, the input data are never overwritten
+
+
+def one_line_error(code, err, match):
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("evalkit: error: ") and match in lines[0], err
+    assert "Traceback" not in err
+
+
+def _spec_file(data_and_spec, tmp_path, name="s.yaml", **over):
+    spec = yaml.safe_load((data_and_spec / "spec.yaml").read_text())
+    spec["data"]["path"] = str(data_and_spec / "panel.csv")
+    spec.update(over)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+@pytest.fixture
+def no_estimation(monkeypatch):
+    from evalkit.report import build
+
+    def fail(*a, **k):
+        raise AssertionError("estimated before checking the outputs")
+
+    monkeypatch.setattr(build, "_run_design", fail)
+
+
+def test_user_errors_before_estimation_exit_2(data_and_spec, tmp_path, capsys, no_estimation):
+    spec = _spec_file(data_and_spec, tmp_path)
+    existing = tmp_path / "a_file"
+    existing.write_text("keep")
+    code, _, err = run(["run", spec, "--out", existing, "-q"], capsys)
+    one_line_error(code, err, "is an existing file, not a folder")
+    assert existing.read_text() == "keep"
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "index.html").symlink_to(loop / "index.html")
+    code, _, err = run(["run", spec, "--out", loop, "-q"], capsys)
+    one_line_error(code, err, "cannot be resolved")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("title: caf\xe9\n".encode("latin-1"))
+    code, _, err = run(["run", latin1, "--out", tmp_path / "o", "-q"], capsys)
+    one_line_error(code, err, "not UTF-8 text")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("title: [" + ", ".join(["&l0 [x,x,x,x,x,x,x,x,x]"] + [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]"
+                                                                      for i in range(1, 9)]) + "]\n")
+    code, _, err = run(["run", bomb, "--out", tmp_path / "o", "-q"], capsys)
+    one_line_error(code, err, "too large")
+    assert len(err) < 600
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_refuses_to_overwrite_its_input_data(data_and_spec, tmp_path, capsys, no_estimation):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "panel.csv").write_bytes((data_and_spec / "panel.csv").read_bytes())
+    spec = yaml.safe_load((data_and_spec / "spec.yaml").read_text())
+    spec["outputs"] = {"csv": "panel.csv"}
+    (d / "spec.yaml").write_text(yaml.safe_dump(spec))
+    code, _, err = run(["run", d / "spec.yaml", "--out", d, "-q"], capsys)
+    one_line_error(code, err, "is the input data file")
+    assert (d / "panel.csv").read_bytes() == (data_and_spec / "panel.csv").read_bytes()
+
+
+def test_bad_data_and_option_values_exit_2(data_and_spec, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1garbagePAR1")
+    spec = _spec_file(data_and_spec, tmp_path, "pq.yaml")
+    s = yaml.safe_load(spec.read_text())
+    s["data"]["path"] = str(bad)
+    spec.write_text(yaml.safe_dump(s))
+    code, _, err = run(["run", spec, "--out", tmp_path / "o", "-q"], capsys)
+    one_line_error(code, err, "could not be read as Parquet")
+    code, _, err = run(["validate", bad, "--spec", spec], capsys)
+    one_line_error(code, err, "could not be read as Parquet")
+    es = _spec_file(data_and_spec, tmp_path, "es.yaml",
+                    designs=[{"name": "es", "design": "event_study", "outcome": "lemp", "options": {"leads": "x"}}])
+    s = yaml.safe_load(es.read_text())
+    s["columns"]["cohort"] = "first.treat"
+    es.write_text(yaml.safe_dump(s))
+    code, _, err = run(["run", es, "--out", tmp_path / "o", "-q"], capsys)
+    one_line_error(code, err, "Design 'es' (event_study): ValueError")
+    assert not (tmp_path / "o").exists()
+
+
+def test_quiet_silences_stray_warnings(data_and_spec, tmp_path, capsys, caplog, monkeypatch):
+    import warnings
+
+    from evalkit.report import build
+
+    real = build._versions
+
+    def noisy():
+        warnings.warn("stray library warning", UserWarning, stacklevel=1)
+        return real()
+
+    monkeypatch.setattr(build, "_versions", noisy)
+    spec = _spec_file(data_and_spec, tmp_path)
+    code, _, err = run(["run", spec, "--out", tmp_path / "q", "-q"], capsys)
+    assert code == 0 and err == ""
+    assert not any("stray library warning" in r.getMessage() for r in caplog.records)
+    with caplog.at_level("WARNING"):
+        code, _, err = run(["run", spec, "--out", tmp_path / "v"], capsys)
+    assert code == 0 and "stray library warning" not in err  # a logging record (one line), not a raw warning
+    assert [r.getMessage() for r in caplog.records if "stray" in r.getMessage()] == ["UserWarning: stray library warning"]
+
+
+def test_quiet_run_with_matplotlib_warnings_prints_nothing(data_and_spec, tmp_path):
+    """End to end: a CJK title (glyphs missing from DejaVu Sans) makes matplotlib warn; under -q
+    nothing reaches stderr."""
+    df = pd.read_csv(data_and_spec / "panel.csv")
+    df["ever"] = (df["first.treat"] > 0).astype(int)
+    df.to_csv(tmp_path / "p.csv", index=False)
+    spec = _spec_file(data_and_spec, tmp_path, figures=[
+        {"type": "group_means", "outcome": "lemp", "time": "year", "group": "ever", "title": "漢字 $5-$10"}])
+    s = yaml.safe_load(spec.read_text())
+    s["data"]["path"] = str(tmp_path / "p.csv")
+    spec.write_text(yaml.safe_dump(s, allow_unicode=True))
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "run", str(spec), "--out", str(tmp_path / "o"), "-q"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -126,3 +126,25 @@ def test_power_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "power" in capsys.readouterr().out
+
+
+def test_power_csv_neutralises_spreadsheet_formulas(tmp_path, capsys):
+    """Text cells from the baseline that start with = + - @ (OWASP CSV injection) get a leading
+    quote in --out; numeric columns (negative gaps included) are written as numbers."""
+    b = ek.equity.example_baseline()
+    b["group"] = b["group"].replace({"Black": "=HYPERLINK(\"http://x\",\"B\")", "Asian": "@SUM(1+1)"})
+    b["system"] = b["system"].replace({"System C (small, mostly White)": "-2+3"})
+    b["measure"] = b["measure"].replace({"controlling_blood_pressure": "+cmd|' /C calc'!A0"})
+    src = tmp_path / "b.csv"
+    b.to_csv(src, index=False)
+    out_file = tmp_path / "det.csv"
+    code, _, err = run(["power", src, "--out", out_file], capsys)
+    assert code == 0, err
+    got = pd.read_csv(out_file)
+    assert set(got["group"]) == {"'=HYPERLINK(\"http://x\",\"B\")", "Hispanic", "'@SUM(1+1)"}
+    assert "'-2+3" in set(got["system"]) and "'+cmd|' /C calc'!A0" in set(got["measure"])
+    exp = ek.equity.detectability(b)
+    for c in ("baseline_gap_pp", "mde_pp", "power"):
+        pd.testing.assert_series_equal(got[c], exp[c], rtol=1e-8, check_names=False)
+    num = exp.select_dtypes("number").columns
+    assert all(pd.api.types.is_numeric_dtype(got[c]) for c in num)  # numbers are never quoted
