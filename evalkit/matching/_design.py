@@ -228,7 +228,11 @@ def check_distance_column(data: pd.DataFrame, col: str, treat: np.ndarray) -> np
     n_na = int(d.isna().sum())
     if n_na:
         raise DataError(f"Distance column {col!r}: {n_na} missing values. Every unit needs a score.")
-    return d.to_numpy(dtype=float)
+    x = d.to_numpy(dtype=float)
+    n_inf = int((~np.isfinite(x)).sum())
+    if n_inf:
+        raise DataError(f"Distance column {col!r} (distance=): {n_inf} infinite values. Every unit needs a finite score; recode or drop those rows.")
+    return x
 
 
 def ensure(cond: bool, msg: str, exc=EstimationError) -> None:

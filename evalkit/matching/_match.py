@@ -122,6 +122,10 @@ def _cem_codes(data: pd.DataFrame, covs, factors: dict, cutpoints) -> pd.DataFra
     the outer breaks set to -inf/inf (MatchIt's ``cem``)."""
     out = {}
     n = len(data)
+    if isinstance(cutpoints, dict):
+        unknown = [k for k in cutpoints if k not in covs]
+        if unknown:
+            raise SpecificationError(f"cutpoints names column(s) {unknown} that are not covariates; keys must be among {list(covs)}.")
     for c in covs:
         s = data[c]
         if c in factors or pd.api.types.is_bool_dtype(s.dtype):
@@ -142,14 +146,22 @@ def _cem_codes(data: pd.DataFrame, covs, factors: dict, cutpoints) -> pd.DataFra
                 bins = max(1, int(math.ceil((x.max() - x.min()) / h))) if h > 0 else 1
             breaks = np.linspace(x.min(), x.max(), bins + 1)
             breaks[0], breaks[-1] = -np.inf, np.inf
-        elif isinstance(spec, Integral):
+        elif isinstance(spec, Integral) and not isinstance(spec, bool):
+            if spec < 0:
+                raise SpecificationError(f"cutpoints[{c!r}] must be a number of bins >= 0 (0 = no coarsening), a rule name or a list of cut points. Got {spec!r}.")
             if spec == 0:
                 out[c] = pd.factorize(x)[0]
                 continue
             breaks = np.linspace(x.min(), x.max(), int(spec) + 1)
             breaks[0], breaks[-1] = -np.inf, np.inf
         else:
-            breaks = np.sort(np.unique(np.concatenate([[-np.inf], np.asarray(spec, float), [np.inf]])))
+            try:
+                cuts = np.asarray(spec, dtype=float).ravel()
+            except (TypeError, ValueError):
+                cuts = np.array([np.nan])
+            if isinstance(spec, (bool, np.bool_)) or cuts.size == 0 or not np.all(np.isfinite(cuts)):
+                raise SpecificationError(f"cutpoints[{c!r}] must be 'sturges', 'scott', 'fd', a number of bins >= 0 or a list of finite cut points. Got {spec!r}.")
+            breaks = np.sort(np.unique(np.concatenate([[-np.inf], cuts, [np.inf]])))
         out[c] = np.searchsorted(breaks, x, side="right")
     return pd.DataFrame(out, index=data.index)
 
@@ -202,9 +214,11 @@ def match(
         Match with replacement (nearest).
     caliper : float, default=None
         Maximum distance between matched units, in standard deviations of the distance when
-        ``std_caliper=True`` (MatchIt's default: the SD of the propensity score over *all* units,
-        n - 1 divisor, probability scale). Treated units without a control within the caliper
-        stay unmatched (weight 0); the count is in ``sample_sizes()``.
+        ``std_caliper=True`` (MatchIt's default: the SD of the propensity score over *all* units
+        of both groups not removed by ``discard=`` -- ``sd(distance[!discarded])`` --, n - 1 divisor,
+        probability scale). Treated units without a control within the caliper stay unmatched
+        (weight 0); the count is in ``sample_sizes()``. If no treated unit can be matched, a
+        :class:`~evalkit.errors.DataError` is raised.
     std_caliper : bool, default=True
         Whether ``caliper`` is in SD units (True) or in distance units (False).
     exact : list of str, default=None
@@ -357,7 +371,8 @@ def match(
         groups = _group_codes(data[list(exact_cols)]) if exact_cols else None
         cal_abs = None
         if caliper is not None:
-            sd = float(np.std(dvec, ddof=1))
+            # MatchIt: sd(distance[!discarded]) -- the pooled SD over the units kept for matching
+            sd = float(np.std(dvec[eligible], ddof=1))
             cal_abs = caliper * sd if std_caliper else float(caliper)
             options["caliper_width"] = cal_abs
         rng = as_generator(seed) if m_order == "random" else None
@@ -379,6 +394,17 @@ def match(
         if replace:
             sub = np.full(n, np.nan)
         n_unm = int(sum(1 for t in pairs if not pairs[t]))
+        if pairs and n_unm == len(pairs):
+            cause = []
+            if caliper is not None:
+                cause.append(f"caliper={caliper!r} ({cal_abs:.4g} in distance units)")
+            if exact_cols:
+                cause.append(f"exact={list(exact_cols)!r}")
+            raise DataError(
+                f"No treated unit has an eligible control: all {n_unm} treated units are unmatched"
+                + (f" under {' and '.join(cause)}" if cause else "")
+                + ". Widen the caliper, drop or coarsen the exact= columns, or use weight(...) instead of matching."
+            )
         if n_unm:
             why = "no control within the caliper" if caliper is not None else "no available control in their exact-match group" if exact_cols else "controls ran out"
             notes.append(f"{n_unm} treated units unmatched ({why}); the estimand is the ATT among matched treated units.")

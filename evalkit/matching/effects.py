@@ -121,6 +121,10 @@ def estimate_effect(
     pre_cols = check_columns_arg(pre, "pre")
     data = matched.data
     use = matched.weights > 0
+    n_t, n_c = int((use & (matched.treat == 1)).sum()), int((use & (matched.treat == 0)).sum())
+    if n_t == 0 or n_c == 0:
+        raise DataError(f"The matched sample has {n_t} treated and {n_c} control units with positive weight; "
+                        f"an effect needs both. Re-run match() with a wider caliper or fewer exact= columns.")
     y_all = _outcome(data.loc[use], outcome, "outcome")
     y = np.zeros(len(data))
     y[use] = y_all

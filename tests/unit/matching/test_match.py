@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import evalkit as ek
+from evalkit.errors import DataError
 from evalkit.matching import estimate_effect, match, matched_did, weight
 
 
@@ -59,9 +60,13 @@ def test_ratio_rounds_and_weights(tiny):
 def test_caliper_leaves_treated_unmatched(tiny):
     m = match(tiny, treatment="treat", covariates=["x"], distance="ps", caliper=0.025, std_caliper=False)
     assert m.pairs[0] == [3] and m.pairs[1] == [4] and m.pairs[2] == [5]
-    m = match(tiny, treatment="treat", covariates=["x"], distance="ps", caliper=0.015, std_caliper=False)
-    assert m.pairs == {0: [], 1: [], 2: []} or m.pairs[0] == []
-    assert m.sample_sizes().loc["Unmatched", "treated"] >= 1
+    d = tiny.assign(ps=tiny.ps.where(tiny.index != 3, 0.8))  # row 0 (0.9) has no control within 0.025
+    m = match(d, treatment="treat", covariates=["x"], distance="ps", caliper=0.025, std_caliper=False)
+    assert m.pairs == {0: [], 1: [4], 2: [5]}
+    assert m.sample_sizes().loc["Unmatched", "treated"] == 1
+    # a caliper that excludes every treated unit is an error, not an empty match (MatchIt: "No matches were found")
+    with pytest.raises(DataError, match="all 3 treated units are unmatched under caliper=0.015"):
+        match(tiny, treatment="treat", covariates=["x"], distance="ps", caliper=0.015, std_caliper=False)
 
 
 def test_replace_allows_reuse(tiny):
