@@ -333,7 +333,10 @@ def _satterthwaite(v_r, v_m, n_r, n_m, k_r, k_m):
     if g_r <= 1 or g_m <= 1:
         raise SpecificationError(f"distribution='t' needs at least 2 practices per group; got {g_r:.3g} (reference) and "
                                  f"{g_m:.3g} (minority) = n / cluster_size.")
-    return float((v_r + v_m) ** 2 / (v_r**2 / (g_r - 1) + v_m**2 / (g_m - 1)))
+    den = v_r**2 / (g_r - 1) + v_m**2 / (g_m - 1)
+    if den <= 0:  # both variances zero (rates at 0 or 1): the equal-variance df
+        return float(g_r + g_m - 2)
+    return float((v_r + v_m) ** 2 / den)
 
 
 def _crit(alpha, alternative, df):
@@ -619,8 +622,8 @@ def mde_disparity(
     var0, v_r, v_m, _, k_r, k_m = _variance(d, pr, pr, pm, pm)
     se0 = math.sqrt(var0)
     df = _df_for(distribution, d, v_r, v_m, k_r, k_m)
-    mde = _solve_mde(se0, alpha, alternative, df, power)
-    precision = _crit(alpha, "two-sided", df) * se0
+    mde = _solve_mde(se0, alpha, alternative, df, power) if se0 > 0 else float("nan")
+    precision = _crit(alpha, "two-sided", df) * se0 if se0 > 0 else float("nan")
     reason, feasible = _feasibility(gap, mde, pr, pm, higher_is_better, min_gap)
     share = mde / gap if gap > min_gap else float("nan")
     if reduction is not None:
@@ -638,7 +641,13 @@ def mde_disparity(
     )
 
 
+_DEGENERATE = ("both baseline rates are 0 or 1, so the planning variance at baseline is zero and the MDE is undefined "
+               "(not 0); use power_disparity(reduction=...) for the power to detect a given change")
+
+
 def _feasibility(gap, mde, pr, pm, higher_is_better, min_gap):
+    if not np.isfinite(mde):
+        return (_DEGENERATE, False)
     if gap <= 0:
         return (f"baseline gap is {100 * gap:.2f} pp <= 0 (minority group not disadvantaged): share of gap undefined", False)
     if gap <= min_gap:
@@ -737,11 +746,12 @@ def power_disparity(
     pw, target, se1 = _power_change(d, pr, pm, float(change), bool(higher_is_better), alpha, alternative, df, variance,
                                     who_improves, reduction)
     se0 = math.sqrt(var0)
-    mde = _solve_mde(se0, alpha, alternative, df, 0.8)
+    mde = _solve_mde(se0, alpha, alternative, df, 0.8) if se0 > 0 else float("nan")
     reason, feasible = _feasibility(gap, mde, pr, pm, higher_is_better, min_gap)
     k_r_eff, k_m_eff = _group_k(d)
     return DisparityPower(
-        mde=float(mde), se=se0, se_alternative=se1, precision=_crit(alpha, "two-sided", df) * se0, baseline_gap=gap,
+        mde=float(mde), se=se0, se_alternative=se1,
+        precision=_crit(alpha, "two-sided", df) * se0 if se0 > 0 else float("nan"), baseline_gap=gap,
         share_of_gap=float(mde / gap) if gap > min_gap else float("nan"), power=pw, reduction=reduction,
         target_change=float(target), alpha=float(alpha), target_power=0.8, alternative=alternative,
         distribution=distribution, df=df,
