@@ -392,6 +392,8 @@ def assign_index_dates(
         Draw within strata of these baseline columns (e.g. ``"diagnosis"``). Every stratum with
         controls needs enrolled patients.
     seed : int or Generator, default=None
+        The draws follow sorted patient ids (strata, donor pools and controls), so a seed gives the
+        same index months whatever the row order of ``data``.
 
     Returns
     -------
@@ -415,17 +417,25 @@ def assign_index_dates(
     if d.sum() == 0 or d.sum() == len(d):
         raise DataError(f"Column {treatment!r}: {int(d.sum())} enrolled of {len(d)} patients; the design needs enrolled patients and controls.")
     out = np.where(d == 1, ix, np.nan)
+    # Draw in sorted patient-id order (strata, pools and controls), so the same seed gives the same
+    # pseudo-index months whatever the row order of the panel; ids that cannot be sorted fall back
+    # to first-appearance order.
+    try:
+        perm = np.asarray(pt.index.argsort(kind="stable"))
+    except TypeError:
+        perm = np.arange(len(d))
     strata = pt[list(by_cols)].astype(object).apply(tuple, axis=1).to_numpy() if by_cols else np.zeros(len(d), dtype=object)
-    codes, uniq = pd.factorize(strata)
+    codes_sorted, uniq = pd.factorize(strata[perm])
+    d_sorted, ix_sorted = d[perm], ix[perm]
     for s in range(len(uniq)):
-        ctrl = (codes == s) & (d == 0)
+        ctrl = (codes_sorted == s) & (d_sorted == 0)
         if not ctrl.any():
             continue
-        pool = ix[(codes == s) & (d == 1)]
+        pool = ix_sorted[(codes_sorted == s) & (d_sorted == 1)]
         if pool.size == 0:
             raise DataError(f"Stratum {dict(zip(by_cols, uniq[s]))} has {int(ctrl.sum())} controls and no enrolled patients; "
                             f"coarsen or drop by=, or drop those controls.")
-        out[ctrl] = rng.choice(pool, size=int(ctrl.sum()), replace=True)
+        out[perm[ctrl]] = rng.choice(pool, size=int(ctrl.sum()), replace=True)
     return pd.DataFrame({"index_month": out.astype(np.int64), "pseudo_index": d == 0}, index=pt.index)
 
 

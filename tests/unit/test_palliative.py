@@ -87,6 +87,20 @@ def test_index_dates_follow_treated_distribution(sim):
     pd.testing.assert_frame_equal(ix, P.assign_index_dates(df, seed=3))
 
 
+def test_index_dates_and_evaluation_do_not_depend_on_row_order(sim):
+    # the seeded pseudo-index draws follow sorted patient ids, not the panel's row order
+    df, _ = sim
+    shuffled = df.iloc[np.random.default_rng(5).permutation(len(df))].reset_index(drop=True)
+    for by in (None, "diagnosis"):
+        a = P.assign_index_dates(df, by=by, seed=3)
+        b = P.assign_index_dates(shuffled, by=by, seed=3)
+        pd.testing.assert_frame_equal(a.loc[b.index], b)
+    ea = P.palliative_evaluation(df, seed=1)
+    eb = P.palliative_evaluation(shuffled, seed=1)
+    assert eb.pmpm.estimate == pytest.approx(ea.pmpm.estimate, rel=1e-10)
+    assert eb.pmpm.std_error == pytest.approx(ea.pmpm.std_error, rel=1e-10)
+
+
 def test_analysis_frame_hand_computed():
     # two patients, 4 months before death; window 2, lookback 2
     rows = []
