@@ -46,6 +46,16 @@ def _validate(baseline: pd.DataFrame) -> pd.DataFrame:
     if dup.any():
         ex = df.loc[dup, ["system", "measure", "group"]].head(3).to_dict("records")
         raise DataError(f"{int(dup.sum())} duplicate (system, measure, group) rows, e.g. {ex}; one row per cell.")
+    flag = df["higher_is_better"]
+    ok_flag = flag.map(lambda v: isinstance(v, (bool, np.bool_))
+                       or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)))
+    if not ok_flag.all():
+        ex = flag[~ok_flag].iloc[0]
+        raise DataError(f"Column 'higher_is_better' must hold True/False (or 1/0); got {ex!r} in {int((~ok_flag).sum())} "
+                        "row(s). A text value such as 'False' would silently count as True and flip the gap's sign: "
+                        "convert the column, e.g. df['higher_is_better'] = df['higher_is_better'].map({'True': True, "
+                        "'False': False}).")
+    df["higher_is_better"] = flag.astype(bool)
     hib = df.groupby(["system", "measure"])["higher_is_better"].nunique()
     if (hib > 1).any():
         raise DataError(f"Column 'higher_is_better' differs within a system x measure: {list(hib[hib > 1].index[:3])}.")
@@ -133,10 +143,16 @@ def detectability(
             gap = (out["rate_reference"] - out["rate_minority"]) * (1 if hib else -1)
             out["baseline_gap_pp"] = 100 * gap
             n_r, n_m = out["n_reference"], out["n_minority"]
-            if min(n_r, n_m) < min_denominator:
+            if min(n_r, n_m) < min_denominator or min(n_r, n_m) <= 0:
+                # small-cell suppression: publish neither the small cell's rate nor the gap derived from it
                 out.update(mde_pp=np.nan, share_of_gap=np.nan, se_pp=np.nan, precision_pp=np.nan, power=np.nan,
-                           gap_se_pp=np.nan, candidate=False,
-                           reason=f"suppressed: denominator < {min_denominator} (small cell)")
+                           gap_se_pp=np.nan, candidate=False, baseline_gap_pp=np.nan,
+                           reason=(f"suppressed: denominator < {min_denominator} (small cell)" if min(n_r, n_m) > 0
+                                   else "suppressed: empty group (denominator 0)"))
+                if n_r < min_denominator or n_r <= 0:
+                    out["rate_reference"] = np.nan
+                if n_m < min_denominator or n_m <= 0:
+                    out["rate_minority"] = np.nan
                 rows.append(out)
                 continue
             n_prac_r = _row_or(ref, "n_practices", None)
@@ -151,7 +167,7 @@ def detectability(
                       distribution=distribution, min_gap=min_gap)
             r = mde_disparity(n_r, n_m, out["rate_reference"], out["rate_minority"], power=power, **kw)
             pw_ = np.nan
-            reasons = [r.reason] if r.reason and gap <= min_gap else []
+            reasons = [r.reason] if r.reason and (gap <= min_gap or not np.isfinite(r.mde)) else []
             if gap > min_gap:
                 try:
                     pw_ = power_disparity(n_r, n_m, out["rate_reference"], out["rate_minority"], reduction=reduction,
@@ -161,9 +177,10 @@ def detectability(
             gap_se = math.sqrt((1 + (k[0] - 1) * icc_i) * out["rate_reference"] * (1 - out["rate_reference"]) / n_r
                                + (1 + (k[1] - 1) * icc_i) * out["rate_minority"] * (1 - out["rate_minority"]) / n_m)
             cand = bool(gap > min_gap and np.isfinite(pw_) and pw_ >= power)
-            if not reasons and gap > min_gap:
+            if gap > min_gap and np.isfinite(pw_) and (not reasons or not np.isfinite(r.mde)):
                 reasons.append(f"power {pw_:.2f} to detect a {reduction:.0%} gap reduction "
-                               + (">=" if cand else "<") + f" {power:g}; MDE = {r.share_of_gap:.2f} of the gap")
+                               + (">=" if cand else "<") + f" {power:g}"
+                               + (f"; MDE = {r.share_of_gap:.2f} of the gap" if np.isfinite(r.mde) else ""))
             out.update(mde_pp=r.mde_pp, share_of_gap=r.share_of_gap, se_pp=r.se_pp, precision_pp=r.precision_pp,
                        power=pw_, gap_se_pp=100 * gap_se, candidate=cand, reason="; ".join(reasons))
             rows.append(out)
@@ -210,8 +227,9 @@ def select_measures(baseline: pd.DataFrame, *, max_measures: int | None = None, 
         cand = sub[sub["candidate"]]
         if len(cand):
             best = cand.sort_values(["share_of_gap", "power"], ascending=[True, False]).iloc[0]
-            reason = (f"detectable for {', '.join(map(str, cand['group']))}; best {best['group']}: MDE {best['mde_pp']:.2f} pp"
-                      f" = {best['share_of_gap']:.2f} of a {best['baseline_gap_pp']:.2f} pp gap, power {best['power']:.2f}")
+            mde_txt = (f"MDE {best['mde_pp']:.2f} pp = {best['share_of_gap']:.2f} of a {best['baseline_gap_pp']:.2f} pp gap"
+                       if np.isfinite(best["mde_pp"]) else f"MDE undefined (rates at 0 or 1), {best['baseline_gap_pp']:.2f} pp gap")
+            reason = f"detectable for {', '.join(map(str, cand['group']))}; best {best['group']}: {mde_txt}, power {best['power']:.2f}"
             out.append(dict(system=system, measure=measure, recommended=True, groups=", ".join(map(str, cand["group"])),
                             best_group=best["group"], share_of_gap=best["share_of_gap"], power=best["power"], reason=reason))
         else:

@@ -1,12 +1,14 @@
 """Quality measures by race/ethnicity with confidence intervals and small-cell suppression."""
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .._validation import check_columns_arg, check_scalar
-from ..errors import DataError
+from ..errors import DataError, SpecificationError
 
 __all__ = ["stratified_gaps"]
 
@@ -53,6 +55,10 @@ def stratified_gaps(
         if c not in data.columns:
             raise DataError(f"Column {c!r} not found in data.")
     check_scalar(level, "level", float, min_val=0, max_val=1, include_min=False, include_max=False)
+    check_scalar(min_denominator, "min_denominator", Real, min_val=0)
+    if not isinstance(higher_is_better, (bool, np.bool_)):
+        raise SpecificationError(f"The 'higher_is_better' parameter must be True or False. Got {higher_is_better!r} instead "
+                                 "(a text value would silently flip the sign of every gap).")
     y = data[outcome]
     if y.isna().any():
         raise DataError(f"Column {outcome!r}: {int(y.isna().sum())} missing value(s); drop ineligible patients first.")
