@@ -43,7 +43,7 @@ from scipy import stats
 from .._progress import progress_bar
 from .._validation import as_generator, check_option, check_scalar
 from ..errors import SpecificationError
-from .analytic import _check_n, _check_rate
+from .analytic import _check_n, _check_rate, _race_lambda
 
 __all__ = ["simulate_disparity_did", "simulate_disparity_panel", "power_disparity_mc", "MonteCarloPower"]
 
@@ -268,7 +268,7 @@ def power_disparity_mc(
     progress: bool | None = None,
     **design,
 ) -> MonteCarloPower:
-    """Simulated power of the disparity DiD test for a gap closing by ``change`` (proportion scale).
+    r"""Simulated power of the disparity DiD test for a gap closing by ``change`` (proportion scale).
 
     The minority group's post rate moves toward the reference by ``change``; ``change=0`` gives
     the false-positive rate. ``design`` takes the keyword arguments of
@@ -276,9 +276,31 @@ def power_disparity_mc(
     The test is the Wald z test with the cluster-robust SE (``distribution="normal"``) or the t
     test with Satterthwaite df (``"t"``, known race only). ``progress=True`` shows a bar of the
     replications on stderr (silent by default).
+
+    ``attenuation`` is the imputed-race attenuation :math:`\lambda = a_R + a_M - 1` of
+    :func:`evalkit.power.power_disparity` (its result's ``attenuation``). ``attenuation < 1``
+    simulates imputed race with the minority accuracy the analytic model maps to that
+    :math:`\lambda` (two-group identity: :math:`a_M = (\lambda n_R + n_M)/(n_R + n_M)`), so MC and
+    analytic power describe the same design. It may be combined with ``race_accuracy`` only
+    if the two agree; ``1`` (default) means known race unless ``race_accuracy`` is given.
     """
     check_option(alternative, "alternative", ("two-sided", "larger", "smaller"))
     check_option(distribution, "distribution", ("normal", "t"))
+    design = dict(design)
+    race_accuracy = design.get("race_accuracy")
+    check_scalar(attenuation, "attenuation", Real, min_val=0.02, max_val=1, include_min=False)
+    n_r0, n_m0 = _check_n(n_reference, "n_reference"), _check_n(n_minority, "n_minority")
+    if race_accuracy is not None:
+        if not (isinstance(race_accuracy, Real) and not isinstance(race_accuracy, bool)):
+            raise SpecificationError(f"The simulation takes 'race_accuracy' as one float (minority-group accuracy). "
+                                     f"Got {race_accuracy!r}.")
+        lam_ra = _race_lambda(race_accuracy, n_r0, n_m0)[0]
+        if attenuation != 1 and abs(attenuation - lam_ra) > 1e-9:
+            raise SpecificationError(
+                f"attenuation={attenuation:g} contradicts race_accuracy={race_accuracy:g}, which implies attenuation "
+                f"lambda = {lam_ra:.6g}. Give only one of them (attenuation is derived from race_accuracy).")
+    elif attenuation < 1:
+        design["race_accuracy"] = (attenuation * n_r0 + n_m0) / (n_r0 + n_m0)
     sgn = 1.0 if higher_is_better else -1.0
     pm1 = p_minority + sgn * change
     if not 0 <= pm1 <= 1:
@@ -290,7 +312,8 @@ def power_disparity_mc(
     a = alpha / 2 if alternative == "two-sided" else alpha
     if distribution == "t":
         if design.get("race_accuracy") is not None:
-            raise SpecificationError("distribution='t' is available for known race only.")
+            raise SpecificationError("distribution='t' is available for known race only (race_accuracy=None, "
+                                     "attenuation=1); use distribution='normal' with imputed race.")
         crit = stats.t.isf(a, draws["df"].to_numpy())
     else:
         crit = stats.norm.isf(a)
