@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Sequence
 
 import numpy as np
@@ -141,6 +142,12 @@ def event_study(
     """
     check_option(vcov, "vcov", VCOV_TYPES, "event_study")
     check_scalar(reference, "reference", (int, np.integer))
+    if leads is not None:
+        check_scalar(leads, "leads", Integral, min_val=0)
+    if lags is not None:
+        check_scalar(lags, "lags", Integral)
+    if not isinstance(bin_endpoints, (bool, np.bool_)):
+        raise SpecificationError(f"The 'bin_endpoints' parameter must be bool (True or False). Got {bin_endpoints!r} instead.")
     covariates = check_columns_arg(covariates, "covariates")
     clusters = check_columns_arg(cluster, "cluster") or (unit,)
     fixed_effects = check_columns_arg(fixed_effects, "fixed_effects")

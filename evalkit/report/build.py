@@ -974,6 +974,9 @@ def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRu
         warnings.simplefilter("always")
         try:
             result = DESIGNS[d["design"]].func(frame, **kw)
+        except SpecificationError as exc:  # an option the estimator rejected: say which design it came from
+            raise SpecificationError(f"Design {d['name']!r} ({d['design']}): {exc}; check its options "
+                                     f"({_r(d['options'])}).") from exc
         except EvalkitError:
             raise
         except (ValueError, TypeError) as exc:  # an option value the estimator could not use (e.g. leads: x)
