@@ -221,6 +221,8 @@ def payout_risk(
         Variance of the measured change under a true improvement: at the post-period rates the
         scenario implies (default) or at baseline.
     quantiles : tuple of float, default=(0.05, 0.25, 0.5, 0.75, 0.95)
+        Payout quantiles reported as columns named by the exact percentile, integer part padded
+        to two digits: ``q05``, ``q50``, ``q02.5`` (0.025), ``q97.5``, ``q100``. Each at most once.
     min_gap : float, default=0.005
         With ``scale="share_of_gap"`` the baseline gap must exceed this.
     n_sims : int, optional
@@ -270,6 +272,11 @@ def payout_risk(
     qs = tuple(float(q) for q in quantiles)
     for q in qs:
         check_scalar(q, "quantiles", Real, min_val=0, max_val=1)
+    qnames = [_qname(q) for q in qs]
+    dup = sorted({n for n in qnames if qnames.count(n) > 1})
+    if dup:
+        raise SpecificationError(f"The 'quantiles' parameter has repeated values ({', '.join(dup)}): each quantile "
+                                 "becomes one output column, so give each at most once.")
     reds = (reduction,) if isinstance(reduction, Real) else tuple(reduction)
     for r in reds:
         check_scalar(r, "reduction", Real)
@@ -321,13 +328,20 @@ def payout_risk(
     return PayoutRisk(table=table, baseline_gap=gap, attenuation=lam, conventions=conv, curves=curves, draws=draws)
 
 
+def _qname(q):
+    """Column name of quantile ``q``: the exact percentile, integer part padded to two digits (q05, q02.5, q97.5, q100)."""
+    pct = f"{round(100 * q, 10):.10g}"
+    whole, _, frac = pct.partition(".")
+    return f"q{int(whole):02d}" + (f".{frac}" if frac else "")
+
+
 def _row(name, method, red, change, mean_x, sd_x, pay, pmax, qs, n_sims):
     out = dict(scenario=name, method=method, true_reduction=red, true_change_pp=100 * change, mean_measured=mean_x,
                sd_measured=sd_x, expected_payout=float(pay.mean()), p_payout_positive=float((pay > 0).mean()),
                p_max_payout=float((pay >= pmax - 1e-12 * max(1.0, abs(pmax))).mean()) if np.isfinite(pmax) else np.nan)
     qv = np.quantile(pay, qs) if len(qs) else []
     for q, v in zip(qs, qv):
-        out[f"q{100 * q:02.0f}"] = float(v)
+        out[_qname(q)] = float(v)
     out["n_sims"] = n_sims
     return out
 
