@@ -9,6 +9,7 @@ that limit and raises instead of returning a meaningless number.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from numbers import Real
@@ -48,6 +49,11 @@ class SampleSize:
     def __repr__(self) -> str:
         return (f"<SampleSize: {self.n_reference} reference + {self.n_minority} minority = {self.n_total} patients for "
                 f"power {self.power:.3f} (target {self.target_power:g}) to detect a {100 * self.change:.2f} pp gap change>")
+
+
+# power_disparity keywords that n_for_disparity forwards through **design (the rest it sets itself)
+_DESIGN_KEYS = tuple(k for k, p in inspect.signature(power_disparity).parameters.items()
+                     if p.kind == p.KEYWORD_ONLY and k not in ("reduction", "change", "n_total", "shares", "cluster_size"))
 
 
 def n_for_disparity(
@@ -125,6 +131,11 @@ def n_for_disparity(
     >>> r.n_total, round(r.power, 3)
     (9423, 0.8)
     """
+    bad = sorted(set(design) - set(_DESIGN_KEYS))
+    if bad:
+        raise SpecificationError(
+            f"n_for_disparity() got unknown keyword argument(s) {', '.join(map(repr, bad))}. Besides its own arguments it "
+            f"accepts the design arguments of power_disparity: {', '.join(_DESIGN_KEYS)}.")
     check_option(solve_for, "solve_for", ("total", "per_group", "minority", "reference"))
     check_scalar(power, "power", Real, min_val=0, max_val=1, include_min=False, include_max=False)
     check_scalar(max_n, "max_n", Real, min_val=1)
