@@ -163,7 +163,8 @@ def price_utilization(
     return EffectResult(table, np.array([[np.nan]]), conv, mr.sample, {"joint": mr})
 
 
-def relative_effect(result, denominator: str = "pre_mean", level: float | None = None) -> EffectResult:
+def relative_effect(result, denominator: str = "pre_mean", level: float | None = None,
+                    term: str | int | None = None) -> EffectResult:
     r"""Effect as a percentage of a stated denominator, with a delta-method SE.
 
     Parameters
@@ -174,6 +175,12 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
         ``"pre_mean"``: the treated units' mean outcome in their pre-entry periods;
         ``"counterfactual_mean"``: the treated-and-post mean minus the effect (what they would
         have spent without the contract). Means are weighted by the fit's weights, on its sample.
+    term : str, int or None
+        Which effect term to express as a percentage, by name (e.g. ``"d[cohort=2004]"``) or position among
+        the effect terms. ``None`` (default) uses the first effect term; for a result fitted with ``by=``
+        (several effect terms) the conventions' notes state which term was used. For a ``by=`` term the
+        denominator is computed on that term's units: ``"pre_mean"`` on the pre-entry rows of the units
+        with a row in the term, ``"counterfactual_mean"`` on the term's treated rows.
 
     Notes
     -----
@@ -205,9 +212,29 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
     fit = ctx.fit
     n = fit.nobs
     w = np.ones(n) if fit.weights is None else fit.weights
+    effect_terms = tuple(ctx.effect_terms) or (0,)
+    names = [fit.names[k] for k in effect_terms]
+    if term is None:
+        pos = 0
+    elif isinstance(term, str):
+        if term not in names:
+            raise SpecificationError(f"The 'term' parameter of relative_effect must be one of the effect terms {names}. "
+                                     f"Got {term!r} instead.")
+        pos = names.index(term)
+    elif isinstance(term, (int, np.integer)) and not isinstance(term, bool):
+        if not 0 <= term < len(names):
+            raise SpecificationError(f"The 'term' parameter of relative_effect must be a position in 0..{len(names) - 1} "
+                                     f"(effect terms {names}) or a term name. Got {term!r} instead.")
+        pos = int(term)
+    else:
+        raise SpecificationError(f"The 'term' parameter of relative_effect must be an effect-term name {names} or its "
+                                 f"position (int). Got {term!r} instead.")
+    j = effect_terms[pos]
     d = ctx.treated
+    if len(effect_terms) > 1:  # a by= term: its own treated rows and units
+        d = (ctx.regressors[:, j] != 0).astype(float)
     ever = np.bincount(ctx.unit, weights=d, minlength=int(ctx.unit.max()) + 1)[ctx.unit] > 0
-    rows = ever & (d == 0) if denominator == "pre_mean" else (d == 1)
+    rows = ever & (ctx.treated == 0) if denominator == "pre_mean" else (d == 1)
     if not rows.any():
         raise DataError("No treated pre-entry rows to compute the denominator: every treated unit is first observed "
                         "after entry. Use denominator='counterfactual_mean'." if denominator == "pre_mean" else
@@ -216,7 +243,7 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
     W_rows = float(np.sum(w[rows]))
     mean = float(np.sum(w[rows] * y[rows]) / W_rows)
     # linear weights in y of the effect (a) and of the mean (b); influence functions a*e and b*(y - mean)
-    a = (fit.X @ fit.bread[:, 0]) * w
+    a = (fit.X @ fit.bread[:, j]) * w
     b = np.where(rows, w, 0.0) / W_rows
     P = np.column_stack([a * fit.resid, b * (y - mean)])
 
@@ -253,7 +280,7 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
         how = ("cluster sums of the influence functions on the base result's clusters, with "
                + ("CR1's small-sample factor" if base_type in ("CR2", "wild") else "its small-sample factor"))
     df = vr.df
-    b0 = float(fit.beta[0])
+    b0 = float(fit.beta[j])
     if denominator == "pre_mean":
         den, g_den = mean, np.array([0.0, 1.0])
     else:
@@ -263,6 +290,10 @@ def relative_effect(result, denominator: str = "pre_mean", level: float | None =
     lvl = result.conventions.level if level is None else level
     table = _delta_rows(["effect", f"denominator ({denominator})", "effect_percent"], [b0, den, rel],
                         [np.array([1.0, 0.0]), g_den, g_rel], V, df, lvl)
+    if len(effect_terms) > 1:
+        notes.insert(0, f"The result has {len(effect_terms)} effect terms ({', '.join(names)}); this is the relative effect "
+                        f"of {names[pos]!r}" + (" (the first; pass term= for another)" if term is None else "")
+                        + ", with the denominator on that term's units.")
     notes.insert(0, f"percent = 100 * effect / denominator; delta method with the joint {vr.vcov_type} covariance of "
                     f"effect and denominator ({how}).")
     if df is None:

@@ -126,3 +126,71 @@ def test_relative_effect_without_a_delta_method_analogue_is_labelled_cr1(vcov):
     assert c.vcov_type == "CR1" and c.cluster == ("org",) and c.df == cr1.conventions.df
     assert c.distribution == cr1.conventions.distribution and c.seed is None
     assert any(("CR2" if vcov == "CR2" else "wild cluster bootstrap") in n for n in c.notes)
+
+
+def _by_cohort_panel():
+    df = _panel()
+    first = df[df["d"] == 1].groupby("unit")["t"].min()
+    df["cohort"] = df["unit"].map(first).fillna(0).astype(int)
+    return df
+
+
+@pytest.mark.parametrize("term", [0, 1, 2, "d[cohort=2004]"])
+@pytest.mark.parametrize("denominator", ["pre_mean", "counterfactual_mean"])
+def test_relative_effect_of_each_by_term(term, denominator):
+    df = _by_cohort_panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", cluster="org", by="cohort")
+    terms = list(res.table["term"])
+    assert len(terms) >= 3
+    name = term if isinstance(term, str) else terms[term]
+    j = terms.index(name)
+    rel = ek.did.relative_effect(res, denominator=denominator, term=term)
+    fr = rel.to_frame().set_index("term")
+    # independent reference: explicit dummy regression with one treatment column per cohort
+    levels = sorted(df.loc[df["d"] == 1, "cohort"].unique())
+    D = np.column_stack([((df["d"] == 1) & (df["cohort"] == c)).to_numpy(float) for c in levels])
+    X = np.column_stack([D, pd.get_dummies(df["unit"]).to_numpy(float), pd.get_dummies(df["t"]).to_numpy(float)[:, 1:]])
+    y = df["y"].to_numpy(float)
+    M = np.linalg.pinv(X.T @ X)
+    beta = M @ (X.T @ y)
+    e = y - X @ beta
+    a = X @ M[:, j]
+    in_term = (df["cohort"] == levels[j]).to_numpy()
+    rows = in_term & (df["d"] == 0).to_numpy() if denominator == "pre_mean" else D[:, j] == 1
+    b = rows / rows.sum()
+    mean = float(b @ y)
+    P = np.column_stack([a * e, b * (y - mean)])
+    g = df["org"].to_numpy()
+    G, n, K = len(np.unique(g)), len(df), len(levels) + df["t"].nunique()
+    V = _cluster_meat(P, g) * G / (G - 1) * (n - 1) / (n - K)
+    b0 = beta[j]
+    den, gden = (mean, np.array([0.0, 1.0])) if denominator == "pre_mean" else (mean - b0, np.array([-1.0, 1.0]))
+    grad = 100 * (np.array([1.0, 0.0]) / den - b0 * gden / den**2)
+    assert fr.loc["effect", "estimate"] == pytest.approx(res.table["estimate"].iloc[j], rel=1e-9)
+    assert fr.loc["effect", "std_error"] == pytest.approx(res.table["std_error"].iloc[j], rel=1e-9)
+    assert fr.loc["effect_percent", "estimate"] == pytest.approx(100 * b0 / den, rel=1e-8)
+    assert fr.loc["effect_percent", "std_error"] == pytest.approx(float(np.sqrt(grad @ V @ grad)), rel=1e-8)
+    assert any(repr(name) in n for n in rel.conventions.notes)
+
+
+def test_relative_effect_default_term_is_the_first_and_is_stated():
+    df = _by_cohort_panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", cluster="org", by="cohort")
+    rel = ek.did.relative_effect(res)
+    first = res.table["term"].iloc[0]
+    assert rel.to_frame()["estimate"].iloc[0] == pytest.approx(res.table["estimate"].iloc[0])
+    assert any(f"{first!r} (the first; pass term= for another)" in n for n in rel.conventions.notes)
+
+
+@pytest.mark.parametrize("term", ["nope", 9, -1, 1.5, True])
+def test_relative_effect_bad_term(term):
+    df = _by_cohort_panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ek.did.twfe(df, outcome="y", unit="unit", time="t", treatment="d", cluster="org", by="cohort")
+    with pytest.raises(ek.errors.SpecificationError, match="'term'"):
+        ek.did.relative_effect(res, term=term)
