@@ -8,14 +8,15 @@ Each minority group is compared with ``reference_group`` in the same system and 
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 
 import numpy as np
 import pandas as pd
 
 from .._validation import check_scalar
-from ..errors import DataError, SpecificationError
-from ..power.analytic import mde_disparity, power_disparity
+from ..errors import DataError, InferenceWarning, SpecificationError
+from ..power.analytic import _ONE_BOUNDARY, _warn_one_boundary, mde_disparity, power_disparity
 
 __all__ = ["detectability", "select_measures", "REQUIRED_COLUMNS"]
 
@@ -165,7 +166,12 @@ def detectability(
             kw = dict(rho=rho_i, icc=icc_i, cluster_size=k, pre_years=pre_years, post_years=post_years,
                       race_accuracy=ra, higher_is_better=hib, alpha=alpha, alternative=alternative,
                       distribution=distribution, min_gap=min_gap)
-            r = mde_disparity(n_r, n_m, out["rate_reference"], out["rate_minority"], power=power, **kw)
+            with warnings.catch_warnings():  # re-issued below with the system, measure and group
+                warnings.filterwarnings("ignore", message=f".*{_ONE_BOUNDARY}", category=InferenceWarning)
+                r = mde_disparity(n_r, n_m, out["rate_reference"], out["rate_minority"], power=power, **kw)
+            _warn_one_boundary(out["rate_reference"], out["rate_minority"],
+                               where=f"System {system!r}, measure {measure!r}, group {row['group']!r} "
+                                     f"(reference {reference_group!r}): ")
             pw_ = np.nan
             reasons = [r.reason] if r.reason and (gap <= min_gap or not np.isfinite(r.mde)) else []
             if gap > min_gap:

@@ -121,6 +121,7 @@ variance) and the simulated power at the MDE.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
 
@@ -128,7 +129,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .._validation import check_option, check_scalar
-from ..errors import SpecificationError
+from ..errors import InferenceWarning, SpecificationError
 
 __all__ = [
     "DisparityPower",
@@ -621,6 +622,7 @@ def mde_disparity(
                                  f"rejects with probability {one_sided_alpha:g} at no effect): ask for power > {one_sided_alpha:g}.")
     var0, v_r, v_m, _, k_r, k_m = _variance(d, pr, pr, pm, pm)
     se0 = math.sqrt(var0)
+    _warn_one_boundary(pr, pm)
     df = _df_for(distribution, d, v_r, v_m, k_r, k_m)
     mde = _solve_mde(se0, alpha, alternative, df, power) if se0 > 0 else float("nan")
     precision = _crit(alpha, "two-sided", df) * se0 if se0 > 0 else float("nan")
@@ -643,6 +645,20 @@ def mde_disparity(
 
 _DEGENERATE = ("both baseline rates are 0 or 1, so the planning variance at baseline is zero and the MDE is undefined "
                "(not 0); use power_disparity(reduction=...) for the power to detect a given change")
+
+
+_ONE_BOUNDARY = "baseline rate is 0 or 1"
+
+
+def _warn_one_boundary(pr, pm, where=""):
+    """Warn when exactly one group's baseline rate is 0 or 1: the null-variance MDE omits that group's variance."""
+    bad = [(g, p) for g, p in (("reference", pr), ("minority", pm)) if p in (0.0, 1.0)]
+    if len(bad) == 1:
+        g, p = bad[0]
+        warnings.warn(f"{where}The {g} group's {_ONE_BOUNDARY} (p_{g}={p:g}): it contributes no variance at baseline, so "
+                      "the MDE (computed with both periods at baseline) is understated. Check the power at a target "
+                      "with power_disparity(reduction=...), whose default variance='alternative' counts that group's "
+                      "variance after the change.", InferenceWarning, stacklevel=3)
 
 
 def _feasibility(gap, mde, pr, pm, higher_is_better, min_gap):
