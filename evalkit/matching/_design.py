@@ -72,6 +72,9 @@ def prepare(data: pd.DataFrame, treatment: str, covariates) -> Design:
     covs = check_columns_arg(covariates, "covariates")
     if not covs:
         raise SpecificationError("The 'covariates' parameter must name at least one column.")
+    dup = sorted({c for c in covs if covs.count(c) > 1})
+    if dup:
+        raise SpecificationError(f"The 'covariates' parameter lists {dup} twice; list each covariate once.")
     missing = [c for c in covs if c not in data.columns]
     if missing:
         raise DataError(f"Covariate column(s) {missing} not found in data. Available columns: {list(data.columns)[:20]}.")

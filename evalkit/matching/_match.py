@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import as_generator, check_columns_arg, check_option, check_scalar
-from ..errors import DataError, DroppedRowsWarning, SpecificationError
+from ..errors import DataError, DroppedRowsWarning, EvalkitWarning, SpecificationError
 from ._design import check_distance_column, fit_logit, prepare
 from ._nearest import greedy_matrix, greedy_scalar, treated_order
 from .results import MatchResult
@@ -126,6 +126,11 @@ def _cem_codes(data: pd.DataFrame, covs, factors: dict, cutpoints) -> pd.DataFra
         unknown = [k for k in cutpoints if k not in covs]
         if unknown:
             raise SpecificationError(f"cutpoints names column(s) {unknown} that are not covariates; keys must be among {list(covs)}.")
+        ignored = [k for k in cutpoints if k in factors or pd.api.types.is_bool_dtype(data[k].dtype)]
+        if ignored:
+            warnings.warn(f"cutpoints entries for factor column(s) {ignored} are ignored: factors are matched exactly "
+                          f"on their levels in method='cem' (recode a factor as numeric to coarsen it).",
+                          EvalkitWarning, stacklevel=3)
     for c in covs:
         s = data[c]
         if c in factors or pd.api.types.is_bool_dtype(s.dtype):

@@ -20,6 +20,8 @@ Student t with n - 2 degrees of freedom (what ``lmtest::coeftest`` reports for `
 """
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 
@@ -117,7 +119,7 @@ def estimate_effect(
     if outcome is None:
         raise SpecificationError("estimate_effect() needs an outcome column: estimate_effect(m, 're78').")
     check_option(vcov, "vcov", VCOV_OPTIONS, "estimate_effect")
-    check_scalar(level, "level", float, min_val=0, max_val=1, include_min=False, include_max=False)
+    check_scalar(level, "level", Real, min_val=0, max_val=1, include_min=False, include_max=False)
     pre_cols = check_columns_arg(pre, "pre")
     data = matched.data
     use = matched.weights > 0
