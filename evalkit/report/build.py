@@ -1613,6 +1613,9 @@ def build_report(spec: Mapping | str | Path, out_dir: str | Path, *, data: pd.Da
     are then written beside their targets and renamed into place, the manifest last. A failure
     leaves an existing report untouched. The output folder and names are checked before any
     estimation, and no output may be the input data file.
+    Outputs of the previous run in the folder that this run does not write (an output switched off
+    or renamed) are then removed, provided the previous manifest lists them and they are unchanged
+    since (same sha256); no other file is touched.
     """
     if callable(progress) and not isinstance(progress, bool):
         on_step, progress = progress, False
@@ -1723,8 +1726,56 @@ def _build(spec_n: dict, spec_dir: Path | None, out: Path, files: dict, data: pd
     }
     manifest = _clean(manifest)
     texts["manifest"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    stale = _stale_outputs(root, files.get("manifest"), [files[k] for k in texts])
     _write_all(out, {k: files[k] for k in texts}, texts)
+    _remove_stale(stale)
     return ReportResult(out, {k: files[k] for k in texts}, results, manifest)
+
+
+def _stale_outputs(root: Path, manifest_path: Path | None, new_targets: list[Path]) -> list[Path]:
+    """Files the previous run's manifest lists that this run does not write (e.g. ``html`` switched off
+    or renamed). Only those listed there, inside the output folder, regular files (not links) and
+    unchanged since evalkit wrote them (same sha256 as recorded) qualify; anything else is left alone."""
+    if manifest_path is None or not manifest_path.is_file():
+        return []
+    try:
+        prev = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(prev, dict) or "evalkit_manifest" not in prev or not isinstance(prev.get("outputs"), dict):
+        return []
+    keep = {t.resolve() for t in new_targets}
+    out = []
+    for entry in prev["outputs"].values():
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):
+            continue
+        p = root / entry["file"]
+        try:
+            if p.is_symlink() or not p.is_file():
+                continue
+            r = p.resolve()
+            r.relative_to(root)
+        except (OSError, ValueError):
+            continue
+        if r in keep or r in out:
+            continue
+        try:
+            if hashlib.sha256(r.read_bytes()).hexdigest() != entry["sha256"]:
+                continue  # edited since: not evalkit's file any more
+        except OSError:
+            continue
+        out.append(r)
+    return out
+
+
+def _remove_stale(paths: list[Path]) -> None:
+    """Delete outputs of the previous run that the new manifest does not list (see :func:`_stale_outputs`)."""
+    for p in paths:
+        try:
+            p.unlink()
+            logger.info("removed %s: written by the previous run, not an output of this one", p)
+        except OSError:
+            logger.warning("could not remove the previous run's output %s", p, exc_info=True)
 
 
 def _write_all(out: Path, targets: dict[str, Path], texts: dict[str, str]) -> None:
