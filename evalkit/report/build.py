@@ -975,7 +975,7 @@ def _run_design(data: pd.DataFrame, spec: dict, d: dict, truth: Any) -> DesignRu
         try:
             result = DESIGNS[d["design"]].func(frame, **kw)
         except SpecificationError as exc:  # an option the estimator rejected: say which design it came from
-            raise SpecificationError(f"Design {d['name']!r} ({d['design']}): {exc}; check its options "
+            raise SpecificationError(f"Design {d['name']!r} ({d['design']}): {str(exc).rstrip('.')}; check its options "
                                      f"({_r(d['options'])}).") from exc
         except EvalkitError:
             raise

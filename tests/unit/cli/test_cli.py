@@ -248,7 +248,7 @@ def test_bad_data_and_option_values_exit_2(data_and_spec, tmp_path, capsys):
     s["columns"]["cohort"] = "first.treat"
     es.write_text(yaml.safe_dump(s))
     code, _, err = run(["run", es, "--out", tmp_path / "o", "-q"], capsys)
-    one_line_error(code, err, "Design 'es' (event_study): ValueError")
+    one_line_error(code, err, "Design 'es' (event_study): The 'leads' parameter must be int")
     assert not (tmp_path / "o").exists()
 
 
