@@ -15,16 +15,6 @@ from evalkit.report import build_report, demo_spec, load_spec, normalize_spec, r
 from evalkit.report.build import DESIGNS
 
 
-@pytest.fixture(scope="module")
-def panel_csv(tmp_path_factory) -> Path:
-    """mpdta (500 counties x 5 years) with a treated-and-post column, as a CSV file."""
-    df = ek.datasets.load_mpdta()
-    df["d"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
-    df["ever"] = (df["first.treat"] > 0).astype(int)
-    path = tmp_path_factory.mktemp("data") / "panel.csv"
-    df.to_csv(path, index=False)
-    return path
-
 
 def make_spec(path: Path, **over) -> dict:
     spec = {

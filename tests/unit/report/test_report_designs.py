@@ -1,7 +1,6 @@
 """Report designs att_gt (staggered) and detectability (equity): specs render, results are reproducible."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

@@ -14,20 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import evalkit as ek
 from evalkit.errors import DataError, SpecificationError
 from evalkit.report import build as report_build
 from evalkit.report import build_report, load_spec
 
-
-@pytest.fixture(scope="module")
-def panel_csv(tmp_path_factory) -> Path:
-    df = ek.datasets.load_mpdta()
-    df["d"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
-    df["ever"] = (df["first.treat"] > 0).astype(int)
-    path = tmp_path_factory.mktemp("data") / "panel.csv"
-    df.to_csv(path, index=False)
-    return path
 
 
 def small_spec(path: Path, **over) -> dict:

@@ -4,20 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-import evalkit as ek
 from evalkit.report import build_report
 
-
-@pytest.fixture(scope="module")
-def panel_csv(tmp_path_factory) -> Path:
-    df = ek.datasets.load_mpdta()
-    df["d"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
-    df["ever"] = (df["first.treat"] > 0).astype(int)
-    path = tmp_path_factory.mktemp("data") / "panel.csv"
-    df.to_csv(path, index=False)
-    return path
 
 
 def spec(path: Path, **outputs) -> dict:
