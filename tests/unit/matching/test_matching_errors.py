@@ -1,20 +1,11 @@
 """Bad input for ek.matching: each error names the column and the fix."""
 import numpy as np
-import pandas as pd
 import pytest
 
 import evalkit as ek
 from evalkit.errors import DataError, DroppedRowsWarning, EstimationError, SpecificationError
 from evalkit.matching import estimate_effect, match, weight
 
-
-@pytest.fixture
-def df():
-    rng = np.random.default_rng(11)
-    n = 300
-    x = rng.normal(size=n)
-    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(-0.8 + x)))).astype(int)
-    return pd.DataFrame({"t": t, "x": x, "z": rng.normal(size=n), "y": x + t + rng.normal(size=n)})
 
 
 def test_missing_column(df):

@@ -7,14 +7,6 @@ from evalkit.errors import DataError, SpecificationError
 from evalkit.matching import estimate_effect, match
 
 
-@pytest.fixture
-def df():
-    rng = np.random.default_rng(11)
-    n = 300
-    x = rng.normal(size=n)
-    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(-0.8 + x)))).astype(int)
-    return pd.DataFrame({"t": t, "x": x, "z": rng.normal(size=n), "y": x + t + rng.normal(size=n)})
-
 
 @pytest.fixture
 def gapped():
