@@ -218,6 +218,29 @@ def _intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(key, return_inverse=True)[1].ravel()
 
 
+def _cluster_terms(cols: list[np.ndarray], s: SmallSampleCorrection, vcov: str) -> list[tuple[float, np.ndarray, int]]:
+    """The cluster-robust meat as ``sum(factor * S_c'S_c)`` over (factor, cluster codes, G) terms.
+
+    One clustering column: one term, factor G/(G-1) (CR1 with ``G_adj``). Two: Cameron-Gelbach-Miller
+    c1 + c2 - c1∩c2, each with the factor of min(G) (``G_df="min"``, fixest) or its own G. CR0: factor 1.
+    The (N-1)/(N-K) factor is the caller's (it multiplies the sum).
+    """
+    if len(cols) > 2:
+        raise SpecificationError("At most two clustering variables are supported.")
+    terms = [(cols[0], 1.0)] if len(cols) == 1 else [(cols[0], 1.0), (cols[1], 1.0), (_intersect(cols[0], cols[1]), -1.0)]
+    Gmin = min(int(c.max()) + 1 for c in cols)
+    out = []
+    for c, sign in terms:
+        G = int(c.max()) + 1
+        if s.G_adj and vcov != "CR0":
+            Gc = Gmin if s.G_df == "min" else G
+            gfac = Gc / (Gc - 1)
+        else:
+            gfac = 1.0
+        out.append((sign * gfac, c, G))
+    return out
+
+
 def compute_vcov(
     fit: LinearFit,
     vcov: str = "CR1",
@@ -266,13 +289,14 @@ def compute_vcov(
             f"Satterthwaite degrees of freedom per coefficient",
             df, Gs, cluster_names, None, None, extra,
         )
+    if vcov == "CR0":
+        kfac = 1.0
+    V = np.zeros((k, k))
+    for fac, c, G in _cluster_terms(cols, s, vcov):
+        V += fac * _sandwich(fit.bread, cluster_scores(fit.X, e, w, c, G))
+    V *= kfac
     if len(cols) == 1:
         G = Gs[0]
-        S = cluster_scores(fit.X, e, w, cols[0], G)
-        gfac = G / (G - 1) if (s.G_adj and vcov != "CR0") else 1.0
-        if vcov == "CR0":
-            kfac = 1.0
-        V = _sandwich(fit.bread, S) * gfac * kfac
         desc = (
             f"cluster-robust {'CR0 (no small-sample factor)' if vcov == 'CR0' else 'CR1'} by "
             f"{', '.join(cluster_names) or 'cluster'} (G={G}); "
@@ -280,22 +304,7 @@ def compute_vcov(
             + f"t({G - 1}) inference"
         )
         return VcovResult(V, vcov, desc, G - 1, Gs, cluster_names, s, K)
-    if len(cols) != 2:
-        raise SpecificationError("At most two clustering variables are supported.")
-    inter = _intersect(cols[0], cols[1])
     Gmin = min(Gs)
-    terms = [(cols[0], 1.0), (cols[1], 1.0), (inter, -1.0)]
-    V = np.zeros((k, k))
-    for c, sign in terms:
-        G = int(c.max()) + 1
-        S = cluster_scores(fit.X, e, w, c, G)
-        if s.G_adj and vcov != "CR0":
-            Gc = Gmin if s.G_df == "min" else G
-            gfac = Gc / (Gc - 1)
-        else:
-            gfac = 1.0
-        V += sign * gfac * _sandwich(fit.bread, S)
-    V *= kfac if vcov != "CR0" else 1.0
     desc = (
         f"two-way cluster-robust (Cameron-Gelbach-Miller) by {' and '.join(cluster_names)} "
         f"(G={Gs[0]}, {Gs[1]}); factors G/(G-1) with G=min={Gmin}, (N-1)/(N-K) with K={K}; t({Gmin - 1})"
@@ -328,29 +337,10 @@ def influence_vcov(P: np.ndarray, vcov: str, *, clusters: np.ndarray | None = No
     if vcov == "CR1" and s.k_adj and K is None:
         raise SpecificationError("influence_vcov(vcov='CR1') needs K.")
     kfac = (n - 1) / (n - K) if (vcov == "CR1" and s.k_adj) else 1.0
-
-    def meat(c: np.ndarray) -> np.ndarray:
-        G = int(c.max()) + 1
-        S = np.column_stack([np.bincount(c, weights=P[:, j], minlength=G) for j in range(P.shape[1])])
-        return S.T @ S
-
-    if len(cols) == 1:
-        G = int(cols[0].max()) + 1
-        gfac = G / (G - 1) if (s.G_adj and vcov == "CR1") else 1.0
-        return meat(cols[0]) * gfac * kfac
-    if len(cols) != 2:
-        raise SpecificationError("At most two clustering variables are supported.")
-    Gs = [int(c.max()) + 1 for c in cols]
-    Gmin = min(Gs)
     V = np.zeros((P.shape[1], P.shape[1]))
-    for c, sign in [(cols[0], 1.0), (cols[1], 1.0), (_intersect(cols[0], cols[1]), -1.0)]:
-        G = int(c.max()) + 1
-        if s.G_adj and vcov == "CR1":
-            Gc = Gmin if s.G_df == "min" else G
-            gfac = Gc / (Gc - 1)
-        else:
-            gfac = 1.0
-        V += sign * gfac * meat(c)
+    for fac, c, G in _cluster_terms(cols, s, vcov):
+        S = np.column_stack([np.bincount(c, weights=P[:, j], minlength=G) for j in range(P.shape[1])])
+        V += fac * (S.T @ S)
     return V * kfac
 
 
