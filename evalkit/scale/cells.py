@@ -457,20 +457,26 @@ def twfe(
     logger.info(msg)
     from .. import did
 
-    if not isinstance(data, pd.DataFrame):
-        from .io import ClaimsPanel
-
-        if isinstance(data, ClaimsPanel):
-            data = data.data
-        else:
-            data = _read_rows(data, {"outcome": [outcome], "unit": [unit], "time": [time], "treatment": [treatment],
-                                     "cluster": [cluster] if cluster else [], "covariate": covariates,
-                                     "weights": [weights] if weights else []}, connection)
+    data = _rows_frame(data, {"outcome": [outcome], "unit": [unit], "time": [time], "treatment": [treatment],
+                              "cluster": [cluster] if cluster else [], "covariate": covariates,
+                              "weights": [weights] if weights else []}, connection)
     res = did.twfe(data, outcome=outcome, unit=unit, time=time, treatment=treatment, cluster=cluster,
                    covariates=covariates, weights=weights, vcov=vcov, ssc=ssc, level=level, **row_kwargs)
     conv = res.conventions
     object.__setattr__(res, "conventions", Conventions(**{**conv.as_dict(), "notes": conv.notes + (msg,)}))
     return res
+
+
+def _rows_frame(data, roles: dict, connection) -> pd.DataFrame:
+    """The rows for the row-level fallback: a DataFrame as given, a ClaimsPanel's frame, otherwise the
+    source read through DuckDB (the role columns only, see :func:`_read_rows`)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    from .io import ClaimsPanel
+
+    if isinstance(data, ClaimsPanel):
+        return data.data
+    return _read_rows(data, roles, connection)
 
 
 def _read_rows(source, roles: dict, connection) -> pd.DataFrame:

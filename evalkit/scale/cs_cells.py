@@ -861,16 +861,11 @@ def att_gt(
     logger.info(msg)
     from .. import staggered
 
-    if not isinstance(data, pd.DataFrame):
-        from .cells import _read_rows
-        from .io import ClaimsPanel
+    from .cells import _rows_frame
 
-        if isinstance(data, ClaimsPanel):
-            data = data.data
-        else:
-            data = _read_rows(data, {"outcome": [outcome], "unit": [unit], "time": [time], "cohort": [cohort],
-                                     "cluster": clusters, "covariate": covariates,
-                                     "weights": [weights] if weights else []}, connection)
+    data = _rows_frame(data, {"outcome": [outcome], "unit": [unit], "time": [time], "cohort": [cohort],
+                              "cluster": clusters, "covariate": covariates, "weights": [weights] if weights else []},
+                       connection)
     res = staggered.att_gt(data, outcome=outcome, unit=unit, time=time, cohort=cohort, control=control, method=method,
                            covariates=covariates, anticipation=anticipation, base_period=base_period, cluster=cluster,
                            weights=weights, level=level, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
